@@ -2,9 +2,11 @@
  * P-256 on OpenSSL 3.0's EC_POINT/BIGNUM interfaces, wrapped so that every
  * caller works on fixed-size byte strings.
  *
- * Normal path: decode (length, prefix, on-curve and non-identity checks), one
- * single-scalar EC_POINT_mul with a BN_FLG_CONSTTIME scalar (OpenSSL's ladder
- * or ecp_nistz256, both constant time), encode.
+ * Normal path: decode (length, prefix, on-curve and non-identity checks; a
+ * compressed point is decompressed by p256.c, which is much faster than
+ * OpenSSL's generic BN_mod_sqrt), one single-scalar EC_POINT_mul per scalar
+ * with a BN_FLG_CONSTTIME scalar (OpenSSL's ladder or ecp_nistz256, both
+ * constant time), encode. One decoded point may serve several scalars.
  * Failure modes: malformed input gives BKV_ERR_POINT / BKV_ERR_SCALAR /
  * BKV_ERR_LENGTH and the OpenSSL error queue is cleared so expected failures
  * do not leak into later calls; allocation failures give BKV_ERR_NOMEM.
@@ -19,6 +21,7 @@
 #include <openssl/rand.h>
 
 #include "err.h"
+#include "p256.h"
 #include "util.h"
 
 static EC_GROUP *p256;
@@ -105,11 +108,17 @@ static int decode(const uint8_t *in, size_t len, EC_POINT *out, BN_CTX *bn)
 
 int bkv_p256_element_decode(const uint8_t *in, size_t len, EC_POINT *out, BN_CTX *bn)
 {
+    uint8_t full[BKV_P256_UNCOMPRESSED_LEN];
+    int rc;
+
     if (len != BKV_P256_ELEMENT_LEN)
         return BKV_ERR_LENGTH;
-    if (in[0] != 0x02 && in[0] != 0x03)
-        return BKV_ERR_POINT;
-    return decode(in, len, out, bn);
+    /* Our square root instead of OpenSSL's generic BN_mod_sqrt; OpenSSL then
+     * checks the uncompressed point again. */
+    rc = bkv_p256_decompress(in, full);
+    if (rc == BKV_OK)
+        rc = decode(full, sizeof(full), out, bn);
+    return rc;
 }
 
 int bkv_p256_pubkey_decode(const uint8_t *in, size_t len, EC_POINT *out, BN_CTX *bn)
@@ -119,6 +128,35 @@ int bkv_p256_pubkey_decode(const uint8_t *in, size_t len, EC_POINT *out, BN_CTX 
     if (in[0] != 0x04)
         return BKV_ERR_POINT;
     return decode(in, len, out, bn);
+}
+
+/* Decode into a scratch point and drop it: validation only. */
+static int check(const uint8_t *in, size_t len,
+                 int (*dec)(const uint8_t *, size_t, EC_POINT *, BN_CTX *))
+{
+    const EC_GROUP *g = bkv_p256_group();
+    EC_POINT *p;
+    int rc;
+
+    if (g == NULL)
+        return BKV_ERR_NOMEM;
+    p = EC_POINT_new(g);
+    if (p == NULL)
+        return BKV_ERR_NOMEM;
+    rc = dec(in, len, p, NULL);
+    ERR_clear_error();
+    EC_POINT_free(p);
+    return rc;
+}
+
+int bkv_p256_element_check(const uint8_t *in, size_t len)
+{
+    return check(in, len, bkv_p256_element_decode);
+}
+
+int bkv_p256_pubkey_check(const uint8_t *in, size_t len)
+{
+    return check(in, len, bkv_p256_pubkey_decode);
 }
 
 static int encode(const EC_POINT *p, point_conversion_form_t form, uint8_t *out, size_t len,
@@ -148,39 +186,71 @@ int bkv_p256_pubkey_encode(const EC_POINT *p, uint8_t out[static BKV_P256_UNCOMP
     return encode(p, POINT_CONVERSION_UNCOMPRESSED, out, BKV_P256_UNCOMPRESSED_LEN, bn);
 }
 
-/* r = k * p, or k * G when p is NULL; compressed result. */
-static int mul(const uint8_t k[static BKV_P256_SCALAR_LEN], const uint8_t *element,
-               uint8_t out[static BKV_P256_ELEMENT_LEN])
+/* How a point travels: 02/03 || X, 04 || X || Y, or X alone (ECDH output). */
+enum form { FORM_COMPRESSED, FORM_UNCOMPRESSED, FORM_X };
+
+static int output(const EC_POINT *r, enum form form, uint8_t *out, BN_CTX *bn)
+{
+    uint8_t full[BKV_P256_UNCOMPRESSED_LEN];
+    int rc;
+
+    if (form == FORM_COMPRESSED)
+        return bkv_p256_element_encode(r, out, bn);
+    rc = bkv_p256_pubkey_encode(r, full, bn);
+    if (rc == BKV_OK)
+        memcpy(out, form == FORM_X ? full + 1 : full,
+               form == FORM_X ? BKV_P256_SCALAR_LEN : BKV_P256_UNCOMPRESSED_LEN);
+    bkv_wipe(full, sizeof(full));
+    return rc;
+}
+
+/*
+ * out[i] = k[i] * P for i < count, each written in out_form, where P is G
+ * (in NULL) or the point in (in_form, in_len), which is decoded and validated
+ * once, before any scalar. Each scalar is range-checked just before its own
+ * multiplication; out[i] is written only once its product succeeded. Every
+ * multiplication is a single-scalar EC_POINT_mul with a BN_FLG_CONSTTIME
+ * scalar, OpenSSL's constant-time path.
+ */
+static int mul(const uint8_t *in, size_t in_len, enum form in_form, size_t count,
+               const uint8_t *const k[], uint8_t *const out[], enum form out_form)
 {
     const EC_GROUP *g = bkv_p256_group();
     BN_CTX *bn = NULL;
     BIGNUM *s = NULL;
     EC_POINT *p = NULL, *r = NULL;
-    int rc;
+    int rc = BKV_ERR_NOMEM;
 
     if (g == NULL)
         return BKV_ERR_NOMEM;
-    rc = bkv_p256_scalar_to_bn(k, &s);
-    if (rc != BKV_OK)
-        return rc;
-    rc = BKV_ERR_NOMEM;
     bn = BN_CTX_secure_new();
     r = EC_POINT_new(g);
     if (bn == NULL || r == NULL)
         goto out;
-    if (element != NULL) {
+    if (in != NULL) {
         p = EC_POINT_new(g);
         if (p == NULL)
             goto out;
-        rc = bkv_p256_element_decode(element, BKV_P256_ELEMENT_LEN, p, bn);
+        rc = in_form == FORM_COMPRESSED ? bkv_p256_element_decode(in, in_len, p, bn)
+                                        : bkv_p256_pubkey_decode(in, in_len, p, bn);
         if (rc != BKV_OK)
             goto out;
-        rc = EC_POINT_mul(g, r, NULL, p, s, bn) == 1 ? BKV_OK : BKV_ERR_CRYPTO;
-    } else {
-        rc = EC_POINT_mul(g, r, s, NULL, NULL, bn) == 1 ? BKV_OK : BKV_ERR_CRYPTO;
     }
-    if (rc == BKV_OK)
-        rc = bkv_p256_element_encode(r, out, bn);
+    for (size_t i = 0; i < count; i++) {
+        rc = bkv_p256_scalar_to_bn(k[i], &s);
+        if (rc != BKV_OK)
+            goto out;
+        if (EC_POINT_mul(g, r, p == NULL ? s : NULL, p, p != NULL ? s : NULL, bn) != 1) {
+            rc = BKV_ERR_CRYPTO;
+            goto out;
+        }
+        BN_clear_free(s);
+        s = NULL;
+        rc = output(r, out_form, out[i], bn);
+        if (rc != BKV_OK)
+            goto out;
+    }
+    rc = BKV_OK;
 out:
     ERR_clear_error();
     EC_POINT_clear_free(r);
@@ -194,13 +264,54 @@ int bkv_p256_mul(const uint8_t k[static BKV_P256_SCALAR_LEN],
                  const uint8_t element[static BKV_P256_ELEMENT_LEN],
                  uint8_t out[static BKV_P256_ELEMENT_LEN])
 {
-    return mul(k, element, out);
+    /* The scalar is checked before the element is decoded. */
+    int rc = bkv_p256_scalar_check(k);
+
+    if (rc == BKV_OK)
+        rc = mul(element, BKV_P256_ELEMENT_LEN, FORM_COMPRESSED, 1, &k, &out, FORM_COMPRESSED);
+    return rc;
+}
+
+int bkv_p256_mul2(const uint8_t k1[static BKV_P256_SCALAR_LEN],
+                  const uint8_t k2[static BKV_P256_SCALAR_LEN],
+                  const uint8_t element[static BKV_P256_ELEMENT_LEN],
+                  uint8_t out1[static BKV_P256_ELEMENT_LEN],
+                  uint8_t out2[static BKV_P256_ELEMENT_LEN])
+{
+    const uint8_t *k[2] = {k1, k2};
+    uint8_t *out[2] = {out1, out2};
+    /* k1, then the element, then k2: the order of two bkv_p256_mul calls. */
+    int rc = bkv_p256_scalar_check(k1);
+
+    if (rc == BKV_OK)
+        rc = mul(element, BKV_P256_ELEMENT_LEN, FORM_COMPRESSED, 2, k, out, FORM_COMPRESSED);
+    if (rc != BKV_OK) {
+        bkv_wipe(out1, BKV_P256_ELEMENT_LEN);
+        bkv_wipe(out2, BKV_P256_ELEMENT_LEN);
+    }
+    return rc;
 }
 
 int bkv_p256_mul_base(const uint8_t k[static BKV_P256_SCALAR_LEN],
                       uint8_t out[static BKV_P256_ELEMENT_LEN])
 {
-    return mul(k, NULL, out);
+    return mul(NULL, 0, FORM_COMPRESSED, 1, &k, &out, FORM_COMPRESSED);
+}
+
+int bkv_p256_mul_base_uncompressed(const uint8_t k[static BKV_P256_SCALAR_LEN],
+                                   uint8_t out[static BKV_P256_UNCOMPRESSED_LEN])
+{
+    return mul(NULL, 0, FORM_UNCOMPRESSED, 1, &k, &out, FORM_UNCOMPRESSED);
+}
+
+int bkv_p256_ecdh(const uint8_t k[static BKV_P256_SCALAR_LEN], const uint8_t *peer, size_t peer_len,
+                  uint8_t dh[static BKV_P256_SCALAR_LEN])
+{
+    int rc = mul(peer, peer_len, FORM_UNCOMPRESSED, 1, &k, &dh, FORM_X);
+
+    if (rc != BKV_OK)
+        bkv_wipe(dh, BKV_P256_SCALAR_LEN);
+    return rc;
 }
 
 int bkv_p256_random_scalar(uint8_t out[static BKV_P256_SCALAR_LEN])

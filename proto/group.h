@@ -39,11 +39,19 @@ int bkv_p256_scalar_check(const uint8_t k[static BKV_P256_SCALAR_LEN]);
  */
 int bkv_p256_scalar_to_bn(const uint8_t k[static BKV_P256_SCALAR_LEN], BIGNUM **out);
 
-/* Decode a compressed element into out (allocated by the caller). */
+/*
+ * Decode a compressed element into out (allocated by the caller). Variable
+ * time in the point (the square root), as OpenSSL's decoder is: for public
+ * points, which all of BKV's elements on the wire are.
+ */
 int bkv_p256_element_decode(const uint8_t *in, size_t len, EC_POINT *out, BN_CTX *bn);
 
 /* Decode an uncompressed (04 || X || Y) public key into out. */
 int bkv_p256_pubkey_decode(const uint8_t *in, size_t len, EC_POINT *out, BN_CTX *bn);
+
+/* The same checks without keeping the point: BKV_OK or the decoder's error. */
+int bkv_p256_element_check(const uint8_t *in, size_t len);
+int bkv_p256_pubkey_check(const uint8_t *in, size_t len);
 
 /* Encode p compressed / uncompressed; BKV_ERR_POINT for the identity. */
 int bkv_p256_element_encode(const EC_POINT *p, uint8_t out[static BKV_P256_ELEMENT_LEN],
@@ -51,14 +59,42 @@ int bkv_p256_element_encode(const EC_POINT *p, uint8_t out[static BKV_P256_ELEME
 int bkv_p256_pubkey_encode(const EC_POINT *p, uint8_t out[static BKV_P256_UNCOMPRESSED_LEN],
                            BN_CTX *bn);
 
-/* out = k * element (compressed in, compressed out). */
+/*
+ * out = k * element (compressed in, compressed out). k is range-checked
+ * (BKV_ERR_SCALAR) before element is decoded (BKV_ERR_POINT); out is written
+ * only on success.
+ */
 int bkv_p256_mul(const uint8_t k[static BKV_P256_SCALAR_LEN],
                  const uint8_t element[static BKV_P256_ELEMENT_LEN],
                  uint8_t out[static BKV_P256_ELEMENT_LEN]);
 
+/*
+ * out1 = k1 * element and out2 = k2 * element with one decode of element:
+ * the results and error codes of bkv_p256_mul(k1, ...) then
+ * bkv_p256_mul(k2, ...), but cheaper. Both outputs are zeroed on failure;
+ * they may alias element.
+ */
+int bkv_p256_mul2(const uint8_t k1[static BKV_P256_SCALAR_LEN],
+                  const uint8_t k2[static BKV_P256_SCALAR_LEN],
+                  const uint8_t element[static BKV_P256_ELEMENT_LEN],
+                  uint8_t out1[static BKV_P256_ELEMENT_LEN],
+                  uint8_t out2[static BKV_P256_ELEMENT_LEN]);
+
 /* out = k * G, compressed. */
 int bkv_p256_mul_base(const uint8_t k[static BKV_P256_SCALAR_LEN],
                       uint8_t out[static BKV_P256_ELEMENT_LEN]);
+
+/* out = k * G, uncompressed (04 || X || Y): an HPKE public key. */
+int bkv_p256_mul_base_uncompressed(const uint8_t k[static BKV_P256_SCALAR_LEN],
+                                   uint8_t out[static BKV_P256_UNCOMPRESSED_LEN]);
+
+/*
+ * ECDH: dh = X(k * peer), the 32-byte big-endian x-coordinate, for an
+ * uncompressed peer key. The peer is validated first (BKV_ERR_LENGTH,
+ * BKV_ERR_POINT), then k (BKV_ERR_SCALAR). dh is zeroed on failure.
+ */
+int bkv_p256_ecdh(const uint8_t k[static BKV_P256_SCALAR_LEN], const uint8_t *peer, size_t peer_len,
+                  uint8_t dh[static BKV_P256_SCALAR_LEN]);
 
 /* A uniformly random scalar in [1, n-1] from the private DRBG. */
 int bkv_p256_random_scalar(uint8_t out[static BKV_P256_SCALAR_LEN]);

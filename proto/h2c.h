@@ -6,7 +6,8 @@
  *
  * Messages are lists of byte strings (struct bkv_buf), hashed as their
  * concatenation. All field arithmetic on message-derived values is constant
- * time (fixed 4x64-bit limbs, masks, no secret-dependent branch or index).
+ * time (p256.c: fixed 4x64-bit limbs, masks, no secret-dependent branch or
+ * index).
  * Field elements are 32 bytes big-endian; points leave as 65-byte uncompressed
  * encodings (04 || x || y) or in a caller-allocated EC_POINT.
  *
@@ -91,7 +92,8 @@ int bkv_encode_to_curve(const struct bkv_buf *msg, size_t count, const uint8_t *
                         uint8_t out[static BKV_P256_UNCOMPRESSED_LEN]);
 
 /*
- * Test hook onto the internal field arithmetic, on 32-byte big-endian values.
+ * Test hook onto the field arithmetic of p256.c and the sqrt_ratio of the
+ * SSWU map, on 32-byte big-endian values.
  * Inputs must be below p (BKV_ERR_INVALID otherwise), except for the REDUCE
  * operations, which take 48 bytes (a_len = 48) and reduce them modulo p or n.
  * INV maps 0 to 0. SQRT_RATIO(a, b) is sqrt_ratio_3mod4: *flag = 1 and

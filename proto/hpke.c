@@ -2,14 +2,13 @@
  * RFC 9180 HPKE base mode, built by hand on OpenSSL 3.0 (OSSL_HPKE_* arrived
  * only in 3.2).
  *
- * Normal path: Encap/Decap (DHKEM over P-256 with EC_POINT_mul, or X25519
- * with EVP_PKEY), the labeled HKDF key schedule on kdf.h's multi-part HKDF,
- * then AES-GCM through EVP with nonce = base_nonce XOR seq.
- * Failure modes: unknown ids give BKV_ERR_UNSUPPORTED; a malformed or invalid
- * public key or enc BKV_ERR_LENGTH / BKV_ERR_POINT; a bad tag BKV_ERR_DECRYPT;
- * the sequence-number limit BKV_ERR_LIMIT; unexpected OpenSSL failures
- * BKV_ERR_CRYPTO, with the OpenSSL error queue cleared. Secrets are wiped on
- * every path and a context whose setup failed is wiped.
+ * Normal path: Encap/Decap (DHKEM over P-256 with group.c's scalar
+ * multiplication and ECDH, or X25519 with EVP_PKEY), the labeled HKDF key schedule on kdf.h's
+ * multi-part HKDF, then AES-GCM through EVP with nonce = base_nonce XOR seq. Failure modes: unknown
+ * ids give BKV_ERR_UNSUPPORTED; a malformed or invalid public key or enc BKV_ERR_LENGTH /
+ * BKV_ERR_POINT; a bad tag BKV_ERR_DECRYPT; the sequence-number limit BKV_ERR_LIMIT; unexpected
+ * OpenSSL failures BKV_ERR_CRYPTO, with the OpenSSL error queue cleared. Secrets are wiped on every
+ * path and a context whose setup failed is wiped.
  */
 #include "hpke.h"
 
@@ -137,86 +136,6 @@ int bkv_hpke_suite_check(struct bkv_hpke_suite suite)
     return BKV_OK;
 }
 
-/* ---- P-256 ---- */
-
-static int p256_public(const uint8_t sk[static BKV_HPKE_SK_LEN],
-                       uint8_t pk[static BKV_HPKE_P256_PK_LEN])
-{
-    const EC_GROUP *g = bkv_p256_group();
-    BN_CTX *bn = NULL;
-    BIGNUM *s = NULL;
-    EC_POINT *r = NULL;
-    int rc;
-
-    if (g == NULL)
-        return BKV_ERR_NOMEM;
-    rc = bkv_p256_scalar_to_bn(sk, &s);
-    if (rc != BKV_OK)
-        return rc;
-    rc = BKV_ERR_NOMEM;
-    bn = BN_CTX_secure_new();
-    r = EC_POINT_new(g);
-    if (bn == NULL || r == NULL)
-        goto out;
-    rc = BKV_ERR_CRYPTO;
-    if (EC_POINT_mul(g, r, s, NULL, NULL, bn) != 1)
-        goto out;
-    rc = bkv_p256_pubkey_encode(r, pk, bn);
-out:
-    ERR_clear_error();
-    EC_POINT_clear_free(r);
-    BN_clear_free(s);
-    BN_CTX_free(bn);
-    return rc;
-}
-
-/* dh = x(sk * peer), peer an uncompressed point that is validated here. */
-static int p256_dh(const uint8_t sk[static BKV_HPKE_SK_LEN], const uint8_t *peer, size_t peer_len,
-                   uint8_t dh[static BKV_HPKE_DH_LEN])
-{
-    const EC_GROUP *g = bkv_p256_group();
-    BN_CTX *bn = NULL;
-    BIGNUM *s = NULL, *x = NULL;
-    EC_POINT *p = NULL, *r = NULL;
-    int rc = BKV_ERR_NOMEM;
-
-    if (g == NULL)
-        return BKV_ERR_NOMEM;
-    bn = BN_CTX_secure_new();
-    p = EC_POINT_new(g);
-    r = EC_POINT_new(g);
-    x = BN_secure_new();
-    if (bn == NULL || p == NULL || r == NULL || x == NULL)
-        goto out;
-    rc = bkv_p256_pubkey_decode(peer, peer_len, p, bn);
-    if (rc != BKV_OK)
-        goto out;
-    rc = bkv_p256_scalar_to_bn(sk, &s);
-    if (rc != BKV_OK)
-        goto out;
-    rc = BKV_ERR_CRYPTO;
-    if (EC_POINT_mul(g, r, NULL, p, s, bn) != 1)
-        goto out;
-    if (EC_POINT_is_at_infinity(g, r)) {
-        rc = BKV_ERR_POINT; /* impossible on a prime-order curve; checked anyway */
-        goto out;
-    }
-    if (EC_POINT_get_affine_coordinates(g, r, x, NULL, bn) != 1 ||
-        BN_bn2binpad(x, dh, BKV_HPKE_DH_LEN) != BKV_HPKE_DH_LEN)
-        goto out;
-    rc = BKV_OK;
-out:
-    if (rc != BKV_OK)
-        bkv_wipe(dh, BKV_HPKE_DH_LEN);
-    ERR_clear_error();
-    BN_clear_free(x);
-    EC_POINT_clear_free(r);
-    EC_POINT_free(p);
-    BN_clear_free(s);
-    BN_CTX_free(bn);
-    return rc;
-}
-
 /* ---- X25519 ---- */
 
 static int x25519_public(const uint8_t sk[static BKV_HPKE_SK_LEN],
@@ -277,7 +196,7 @@ static int kem_public(uint16_t kem, const uint8_t sk[static BKV_HPKE_SK_LEN],
 
     switch (kem) {
     case BKV_HPKE_KEM_P256_SHA256:
-        rc = p256_public(sk, pk);
+        rc = bkv_p256_mul_base_uncompressed(sk, pk);
         break;
     case BKV_HPKE_KEM_X25519_SHA256:
         rc = x25519_public(sk, pk);
@@ -295,7 +214,7 @@ static int kem_dh(uint16_t kem, const uint8_t sk[static BKV_HPKE_SK_LEN], const 
 {
     switch (kem) {
     case BKV_HPKE_KEM_P256_SHA256:
-        return p256_dh(sk, peer, peer_len, dh);
+        return bkv_p256_ecdh(sk, peer, peer_len, dh); /* validates peer */
     case BKV_HPKE_KEM_X25519_SHA256:
         return x25519_dh(sk, peer, peer_len, dh);
     default:
@@ -385,34 +304,16 @@ int bkv_hpke_public_key(uint16_t kem, const uint8_t sk[static BKV_HPKE_SK_LEN],
 
 int bkv_hpke_enc_check(uint16_t kem, const uint8_t *enc, size_t enc_len)
 {
-    const EC_GROUP *g;
-    BN_CTX *bn = NULL;
-    EC_POINT *p = NULL;
-    int rc = BKV_ERR_NOMEM;
-
     switch (kem) {
     case BKV_HPKE_KEM_P256_SHA256:
-        break;
+        if (enc == NULL || enc_len != BKV_HPKE_P256_PK_LEN)
+            return BKV_ERR_LENGTH;
+        return bkv_p256_pubkey_check(enc, enc_len);
     case BKV_HPKE_KEM_X25519_SHA256:
         return enc != NULL && enc_len == BKV_HPKE_X25519_PK_LEN ? BKV_OK : BKV_ERR_LENGTH;
     default:
         return BKV_ERR_UNSUPPORTED;
     }
-    if (enc == NULL || enc_len != BKV_HPKE_P256_PK_LEN)
-        return BKV_ERR_LENGTH;
-    g = bkv_p256_group();
-    if (g == NULL)
-        return BKV_ERR_NOMEM;
-    bn = BN_CTX_new();
-    p = EC_POINT_new(g);
-    if (bn == NULL || p == NULL)
-        goto out;
-    rc = bkv_p256_pubkey_decode(enc, enc_len, p, bn);
-out:
-    ERR_clear_error();
-    EC_POINT_free(p);
-    BN_CTX_free(bn);
-    return rc;
 }
 
 int bkv_hpke_kem_encap(uint16_t kem, const uint8_t *pkR, size_t pkR_len, const uint8_t *skE,
@@ -533,25 +434,39 @@ out:
     return rc;
 }
 
+/* The checks every SetupBase* starts with, before its KEM step. */
+static int setup_begin(struct bkv_hpke_suite suite, const struct bkv_hpke_ctx *ctx)
+{
+    return ctx == NULL ? BKV_ERR_INVALID : bkv_hpke_suite_check(suite);
+}
+
+/*
+ * The tail every SetupBase* shares: the key schedule from ss once the checks
+ * and the KEM step (their result in rc) succeeded; on any failure ctx is
+ * wiped (a NULL ctx is left alone). ss is wiped either way.
+ */
+static int setup_finish(int rc, struct bkv_hpke_suite suite, uint8_t ss[static BKV_HPKE_SECRET_LEN],
+                        const uint8_t *info, size_t info_len, struct bkv_hpke_ctx *ctx)
+{
+    if (rc == BKV_OK)
+        rc = bkv_hpke_key_schedule(suite, ss, info, info_len, ctx);
+    if (rc != BKV_OK)
+        bkv_hpke_ctx_wipe(ctx);
+    bkv_wipe(ss, BKV_HPKE_SECRET_LEN);
+    return rc;
+}
+
 int bkv_hpke_setup_base_s(struct bkv_hpke_suite suite, const uint8_t *pkR, size_t pkR_len,
                           const uint8_t *info, size_t info_len, const uint8_t *skE,
                           uint8_t enc[static BKV_HPKE_MAX_ENC_LEN], size_t *enc_len,
                           struct bkv_hpke_ctx *ctx)
 {
     uint8_t ss[BKV_HPKE_SECRET_LEN];
-    int rc;
+    int rc = setup_begin(suite, ctx);
 
-    if (ctx == NULL)
-        return BKV_ERR_INVALID;
-    rc = bkv_hpke_suite_check(suite);
     if (rc == BKV_OK)
         rc = bkv_hpke_kem_encap(suite.kem, pkR, pkR_len, skE, ss, enc, enc_len);
-    if (rc == BKV_OK)
-        rc = bkv_hpke_key_schedule(suite, ss, info, info_len, ctx);
-    if (rc != BKV_OK)
-        bkv_hpke_ctx_wipe(ctx);
-    bkv_wipe(ss, sizeof(ss));
-    return rc;
+    return setup_finish(rc, suite, ss, info, info_len, ctx);
 }
 
 int bkv_hpke_setup_base_r_dh(struct bkv_hpke_suite suite, const uint8_t *enc, size_t enc_len,
@@ -560,45 +475,23 @@ int bkv_hpke_setup_base_r_dh(struct bkv_hpke_suite suite, const uint8_t *enc, si
                              size_t info_len, struct bkv_hpke_ctx *ctx)
 {
     uint8_t ss[BKV_HPKE_SECRET_LEN];
-    int rc;
+    int rc = setup_begin(suite, ctx);
 
-    if (ctx == NULL)
-        return BKV_ERR_INVALID;
-    rc = bkv_hpke_suite_check(suite);
     if (rc == BKV_OK)
         rc = bkv_hpke_kem_decap_dh(suite.kem, enc, enc_len, pkR, pkR_len, dh, ss);
-    if (rc == BKV_OK)
-        rc = bkv_hpke_key_schedule(suite, ss, info, info_len, ctx);
-    if (rc != BKV_OK)
-        bkv_hpke_ctx_wipe(ctx);
-    bkv_wipe(ss, sizeof(ss));
-    return rc;
+    return setup_finish(rc, suite, ss, info, info_len, ctx);
 }
 
 int bkv_hpke_setup_base_r(struct bkv_hpke_suite suite, const uint8_t *enc, size_t enc_len,
                           const uint8_t skR[static BKV_HPKE_SK_LEN], const uint8_t *info,
                           size_t info_len, struct bkv_hpke_ctx *ctx)
 {
-    uint8_t dh[BKV_HPKE_DH_LEN];
-    uint8_t pkR[BKV_HPKE_MAX_PK_LEN];
-    size_t pkR_len = 0;
-    int rc;
+    uint8_t ss[BKV_HPKE_SECRET_LEN];
+    int rc = setup_begin(suite, ctx);
 
-    if (ctx == NULL)
-        return BKV_ERR_INVALID;
-    rc = bkv_hpke_suite_check(suite);
     if (rc == BKV_OK)
-        rc = bkv_hpke_enc_check(suite.kem, enc, enc_len);
-    if (rc == BKV_OK)
-        rc = kem_public(suite.kem, skR, pkR, &pkR_len);
-    if (rc == BKV_OK)
-        rc = kem_dh(suite.kem, skR, enc, enc_len, dh);
-    if (rc == BKV_OK)
-        rc = bkv_hpke_setup_base_r_dh(suite, enc, enc_len, pkR, pkR_len, dh, info, info_len, ctx);
-    if (rc != BKV_OK)
-        bkv_hpke_ctx_wipe(ctx);
-    bkv_wipe(dh, sizeof(dh));
-    return rc;
+        rc = bkv_hpke_kem_decap(suite.kem, enc, enc_len, skR, ss);
+    return setup_finish(rc, suite, ss, info, info_len, ctx);
 }
 
 /* ---- AEAD ---- */

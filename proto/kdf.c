@@ -1,94 +1,120 @@
 /*
- * SHA-256 / HMAC / HKDF on OpenSSL 3.0's EVP interfaces. HKDF is written
- * directly on HMAC: OpenSSL's EVP_KDF "HKDF" takes a single contiguous info
- * (at most 32 KiB) and costs a provider fetch per call, while OPAQUE and HPKE
- * call Expand with short, multi-part labels many times per request.
+ * SHA-256 / HMAC / HKDF on OpenSSL 3.0's EVP digest interface, with SHA-256
+ * fetched once. HMAC (RFC 2104) and HKDF are written directly on the digest:
+ * OpenSSL's EVP_MAC and EVP_KDF "HKDF" cost a provider fetch and a parameter
+ * parse per call (and HKDF takes a single contiguous info of at most 32 KiB),
+ * while OPAQUE and HPKE MAC and Expand short, multi-part inputs many times per
+ * request.
  *
- * Failure modes: any OpenSSL failure becomes BKV_ERR_CRYPTO; intermediate
- * HMAC state is wiped on every path.
+ * Failure modes: any OpenSSL failure becomes BKV_ERR_CRYPTO (a failed
+ * allocation of a digest context BKV_ERR_NOMEM); the padded HMAC key and the
+ * inner hash are wiped on every path.
  */
 #include "kdf.h"
 
 #include <string.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
-#include <openssl/core_names.h>
 
 #include "err.h"
 #include "util.h"
 
-int bkv_sha256(const struct bkv_buf *parts, size_t count, uint8_t out[static BKV_HASH_LEN])
+/*
+ * SHA-256 fetched once from the default provider. EVP_sha256() would be
+ * fetched again by every EVP_DigestInit_ex; a fetched EVP_MD is reference
+ * counted, immutable and safe to share between threads. It is never freed.
+ */
+static const EVP_MD *sha256_md(void)
 {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    unsigned int len = 0;
-    int rc = BKV_ERR_CRYPTO;
-
-    if (ctx == NULL)
-        return BKV_ERR_NOMEM;
-    if (EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1)
-        goto out;
-    for (size_t i = 0; i < count; i++)
-        if (parts[i].n > 0 && EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) != 1)
-            goto out;
-    if (EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != BKV_HASH_LEN)
-        goto out;
-    rc = BKV_OK;
-out:
-    EVP_MD_CTX_free(ctx);
-    return rc;
-}
-
-static EVP_MAC *hmac_alg(void)
-{
-    /* Fetched once; EVP_MAC objects are reference counted and thread-safe. */
-    static EVP_MAC *mac;
-    EVP_MAC *m = __atomic_load_n(&mac, __ATOMIC_ACQUIRE);
+    static EVP_MD *md;
+    EVP_MD *m = __atomic_load_n(&md, __ATOMIC_ACQUIRE);
 
     if (m == NULL) {
-        EVP_MAC *fresh = EVP_MAC_fetch(NULL, "HMAC", NULL);
-        EVP_MAC *expected = NULL;
+        EVP_MD *fresh = EVP_MD_fetch(NULL, "SHA256", NULL);
+        EVP_MD *expected = NULL;
         if (fresh == NULL)
             return NULL;
-        if (__atomic_compare_exchange_n(&mac, &expected, fresh, 0, __ATOMIC_ACQ_REL,
+        if (__atomic_compare_exchange_n(&md, &expected, fresh, 0, __ATOMIC_ACQ_REL,
                                         __ATOMIC_ACQUIRE))
             m = fresh;
         else {
-            EVP_MAC_free(fresh);
+            EVP_MD_free(fresh);
             m = expected;
         }
     }
     return m;
 }
 
+/* out = SHA-256(prefix || parts[0] || ...) on ctx; prefix may be NULL with length 0. */
+static int digest(EVP_MD_CTX *ctx, const uint8_t *prefix, size_t prefix_len,
+                  const struct bkv_buf *parts, size_t count, uint8_t out[static BKV_HASH_LEN])
+{
+    const EVP_MD *md = sha256_md();
+    unsigned int len = 0;
+
+    if (md == NULL || EVP_DigestInit_ex(ctx, md, NULL) != 1)
+        return BKV_ERR_CRYPTO;
+    if (prefix_len > 0 && EVP_DigestUpdate(ctx, prefix, prefix_len) != 1)
+        return BKV_ERR_CRYPTO;
+    for (size_t i = 0; i < count; i++)
+        if (parts[i].n > 0 && EVP_DigestUpdate(ctx, parts[i].p, parts[i].n) != 1)
+            return BKV_ERR_CRYPTO;
+    if (EVP_DigestFinal_ex(ctx, out, &len) != 1 || len != BKV_HASH_LEN)
+        return BKV_ERR_CRYPTO;
+    return BKV_OK;
+}
+
+int bkv_sha256(const struct bkv_buf *parts, size_t count, uint8_t out[static BKV_HASH_LEN])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int rc;
+
+    if (ctx == NULL)
+        return BKV_ERR_NOMEM;
+    rc = digest(ctx, NULL, 0, parts, count, out);
+    EVP_MD_CTX_free(ctx);
+    return rc;
+}
+
+#define HMAC_BLOCK 64 /* SHA-256's block size */
+
+/*
+ * RFC 2104 on one EVP_MD_CTX: H((K0 ^ opad) || H((K0 ^ ipad) || text)),
+ * where K0 is the key, or SHA-256(key) for a key longer than a block, padded
+ * with zeros to a block. Cheaper than an EVP_MAC_CTX per call, which costs a
+ * provider fetch and a parameter parse on every init.
+ */
 int bkv_hmac_sha256(const uint8_t *key, size_t key_len, const struct bkv_buf *parts, size_t count,
                     uint8_t out[static BKV_HASH_LEN])
 {
-    static const uint8_t empty_key[1];
-    EVP_MAC *alg = hmac_alg();
-    EVP_MAC_CTX *ctx;
-    OSSL_PARAM params[2];
-    size_t len = 0;
-    int rc = BKV_ERR_CRYPTO;
+    uint8_t k0[HMAC_BLOCK], pad[HMAC_BLOCK], inner[BKV_HASH_LEN];
+    EVP_MD_CTX *ctx = NULL;
+    int rc = BKV_OK;
 
-    if (alg == NULL)
-        return BKV_ERR_CRYPTO;
-    ctx = EVP_MAC_CTX_new(alg);
+    memset(k0, 0, sizeof(k0));
+    if (key_len > HMAC_BLOCK)
+        rc = bkv_sha256(&(struct bkv_buf){key, key_len}, 1, k0);
+    else if (key_len > 0)
+        memcpy(k0, key, key_len);
+    if (rc != BKV_OK)
+        goto out;
+    rc = BKV_ERR_NOMEM;
+    ctx = EVP_MD_CTX_new();
     if (ctx == NULL)
-        return BKV_ERR_NOMEM;
-    params[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, "SHA256", 0);
-    params[1] = OSSL_PARAM_construct_end();
-    /* OpenSSL rejects a NULL key; HMAC with an empty key is well defined. */
-    if (EVP_MAC_init(ctx, key_len > 0 ? key : empty_key, key_len, params) != 1)
         goto out;
-    for (size_t i = 0; i < count; i++)
-        if (parts[i].n > 0 && EVP_MAC_update(ctx, parts[i].p, parts[i].n) != 1)
-            goto out;
-    if (EVP_MAC_final(ctx, out, &len, BKV_HASH_LEN) != 1 || len != BKV_HASH_LEN)
+    for (size_t i = 0; i < HMAC_BLOCK; i++)
+        pad[i] = k0[i] ^ 0x36;
+    rc = digest(ctx, pad, sizeof(pad), parts, count, inner);
+    if (rc != BKV_OK)
         goto out;
-    rc = BKV_OK;
+    for (size_t i = 0; i < HMAC_BLOCK; i++)
+        pad[i] = k0[i] ^ 0x5c;
+    rc = digest(ctx, pad, sizeof(pad), &(struct bkv_buf){inner, sizeof(inner)}, 1, out);
 out:
-    EVP_MAC_CTX_free(ctx); /* cleanses the key schedule */
+    EVP_MD_CTX_free(ctx); /* the provider cleanses the hash state */
+    bkv_wipe(k0, sizeof(k0));
+    bkv_wipe(pad, sizeof(pad));
+    bkv_wipe(inner, sizeof(inner));
     return rc;
 }
 

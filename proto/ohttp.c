@@ -404,26 +404,30 @@ static int server_begin(const struct bkv_ohttp_key_config *cfg,
                                   info_len);
 }
 
-int bkv_ohttp_request_open_dh(const struct bkv_ohttp_key_config *cfg,
-                              const struct bkv_ohttp_labels *labels,
-                              const struct bkv_ohttp_request *req,
-                              const uint8_t dh[static BKV_HPKE_DH_LEN], uint8_t *out, size_t cap,
-                              size_t *out_len, struct bkv_ohttp_state *st)
+/*
+ * After parsing: the server checks, SetupBaseR with the software key skR or,
+ * when skR is NULL, with dh computed elsewhere, then the open. st is wiped
+ * on failure.
+ */
+static int server_open(const struct bkv_ohttp_key_config *cfg,
+                       const struct bkv_ohttp_labels *labels, const struct bkv_ohttp_request *req,
+                       const uint8_t *skR, const uint8_t *dh, uint8_t *out, size_t cap,
+                       size_t *out_len, struct bkv_ohttp_state *st)
 {
     struct bkv_hpke_ctx ctx;
     uint8_t info[INFO_MAX_LEN];
     size_t info_len = 0;
     int rc;
 
-    if (st == NULL)
-        return BKV_ERR_INVALID;
-    memset(st, 0, sizeof(*st));
     memset(&ctx, 0, sizeof(ctx));
     rc = server_begin(cfg, labels, req, out, out_len, info, &info_len);
     if (rc != BKV_OK)
         goto out;
-    rc = bkv_hpke_setup_base_r_dh(req->suite, req->enc, req->enc_len, cfg->pk, cfg->pk_len, dh,
-                                  info, info_len, &ctx);
+    if (skR != NULL)
+        rc = bkv_hpke_setup_base_r(req->suite, req->enc, req->enc_len, skR, info, info_len, &ctx);
+    else
+        rc = bkv_hpke_setup_base_r_dh(req->suite, req->enc, req->enc_len, cfg->pk, cfg->pk_len, dh,
+                                      info, info_len, &ctx);
     if (rc != BKV_OK)
         goto out;
     rc = open_request(&ctx, labels, req, out, cap, out_len, st);
@@ -432,6 +436,18 @@ out:
     if (rc != BKV_OK)
         bkv_ohttp_state_wipe(st);
     return rc;
+}
+
+int bkv_ohttp_request_open_dh(const struct bkv_ohttp_key_config *cfg,
+                              const struct bkv_ohttp_labels *labels,
+                              const struct bkv_ohttp_request *req,
+                              const uint8_t dh[static BKV_HPKE_DH_LEN], uint8_t *out, size_t cap,
+                              size_t *out_len, struct bkv_ohttp_state *st)
+{
+    if (st == NULL)
+        return BKV_ERR_INVALID;
+    memset(st, 0, sizeof(*st));
+    return server_open(cfg, labels, req, NULL, dh, out, cap, out_len, st);
 }
 
 int bkv_ohttp_request_decap_cb(const struct bkv_ohttp_key_config *cfg,
@@ -468,30 +484,15 @@ int bkv_ohttp_request_decap(const struct bkv_ohttp_key_config *cfg,
                             struct bkv_ohttp_state *st)
 {
     struct bkv_ohttp_request req;
-    struct bkv_hpke_ctx ctx;
-    uint8_t info[INFO_MAX_LEN];
-    size_t info_len = 0;
     int rc;
 
     if (st == NULL)
         return BKV_ERR_INVALID;
     memset(st, 0, sizeof(*st));
-    memset(&ctx, 0, sizeof(ctx));
     rc = bkv_ohttp_request_parse(cfg, in, len, &req);
     if (rc != BKV_OK)
-        goto out;
-    rc = server_begin(cfg, labels, &req, out, out_len, info, &info_len);
-    if (rc != BKV_OK)
-        goto out;
-    rc = bkv_hpke_setup_base_r(req.suite, req.enc, req.enc_len, skR, info, info_len, &ctx);
-    if (rc != BKV_OK)
-        goto out;
-    rc = open_request(&ctx, labels, &req, out, cap, out_len, st);
-out:
-    bkv_hpke_ctx_wipe(&ctx);
-    if (rc != BKV_OK)
-        bkv_ohttp_state_wipe(st);
-    return rc;
+        return rc;
+    return server_open(cfg, labels, &req, skR, NULL, out, cap, out_len, st);
 }
 
 /* ---- responses ---- */

@@ -16,6 +16,7 @@
 #include <openssl/rand.h>
 
 #include "err.h"
+#include "group.h"
 #include "kdf.h"
 #include "oprf.h"
 #include "util.h"
@@ -232,18 +233,6 @@ out:
     return rc;
 }
 
-static int element_check(const uint8_t e[static BKV_P256_ELEMENT_LEN])
-{
-    EC_POINT *p = EC_POINT_new(bkv_p256_group());
-    int rc;
-
-    if (p == NULL)
-        return BKV_ERR_NOMEM;
-    rc = bkv_p256_element_decode(e, BKV_P256_ELEMENT_LEN, p, NULL);
-    EC_POINT_free(p);
-    return rc;
-}
-
 int bkv_opaque_server_setup(struct bkv_opaque_server_keys *keys)
 {
     uint8_t seed[32];
@@ -315,7 +304,8 @@ int bkv_opaque_reg_finish(const struct bkv_opaque_config *cfg, const uint8_t *pa
         rc = BKV_ERR_LENGTH;
         goto out;
     }
-    if ((rc = check_ids(ids)) != BKV_OK || (rc = element_check(server_pk)) != BKV_OK ||
+    if ((rc = check_ids(ids)) != BKV_OK ||
+        (rc = bkv_p256_element_check(server_pk, BKV_P256_ELEMENT_LEN)) != BKV_OK ||
         (rc = randomized_password(cfg, password, password_len, state->blind, response, rwd)) !=
             BKV_OK ||
         (rc = bkv_hkdf_expand(rwd, 32, &S("MaskingKey"), 1, masking_key, 32)) != BKV_OK ||
@@ -402,15 +392,15 @@ int bkv_opaque_login_respond(const struct bkv_opaque_config *cfg,
         uint8_t plain = i < BKV_P256_ELEMENT_LEN ? keys->pk[i] : envelope[i - BKV_P256_ELEMENT_LEN];
         ke2[KE2_MASKED + i] = pad[i] ^ plain;
     }
-    /* AuthResponse: server_nonce || server_keyshare || server_mac. */
+    /* AuthResponse: server_nonce || server_keyshare || server_mac. The 3DH
+     * ikm is dh1 || dh2 || dh3; dh1 and dh2 share client_keyshare. */
     if ((rc = fill(rand != NULL ? rand->nonce : NULL, ke2 + KE2_SERVER_NONCE, 32)) != BKV_OK ||
         (rc = fill(rand != NULL ? rand->keyshare_seed : NULL, seed, 32)) != BKV_OK ||
         (rc = derive_dh_key_pair(seed, eph_sk, ke2 + KE2_KEYSHARE)) != BKV_OK)
         goto out;
     creds_init(&c, keys->pk, client_pk, ids);
     if ((rc = preamble_hash(cfg, &c, ke1, ke2, NULL, ph)) != BKV_OK ||
-        (rc = bkv_p256_mul(eph_sk, client_keyshare, ikm)) != BKV_OK ||
-        (rc = bkv_p256_mul(keys->sk, client_keyshare, ikm + 33)) != BKV_OK ||
+        (rc = bkv_p256_mul2(eph_sk, keys->sk, client_keyshare, ikm, ikm + 33)) != BKV_OK ||
         (rc = bkv_p256_mul(eph_sk, client_pk, ikm + 66)) != BKV_OK ||
         (rc = key_schedule(ikm, ph, &ks)) != BKV_OK ||
         (rc = bkv_hmac_sha256(ks.km2, 32, &B(ph, 32), 1, ke2 + KE2_SERVER_MAC)) != BKV_OK ||
@@ -479,10 +469,11 @@ int bkv_opaque_login_finish(const struct bkv_opaque_config *cfg,
         rc = BKV_ERR_ENVELOPE;
         goto out;
     }
-    /* 3DH from the client's side; bkv_p256_mul validates server points. */
-    if ((rc = bkv_p256_mul(state->keyshare_sk, server_keyshare, ikm)) != BKV_OK ||
+    /* 3DH from the client's side; the group layer validates server points.
+     * dh1 and dh3 share server_keyshare, so it is decoded once. */
+    if ((rc = bkv_p256_mul2(state->keyshare_sk, client_sk, server_keyshare, ikm, ikm + 66)) !=
+            BKV_OK ||
         (rc = bkv_p256_mul(state->keyshare_sk, server_pk, ikm + 33)) != BKV_OK ||
-        (rc = bkv_p256_mul(client_sk, server_keyshare, ikm + 66)) != BKV_OK ||
         (rc = preamble_hash(cfg, &c, state->ke1, ke2, NULL, ph)) != BKV_OK ||
         (rc = key_schedule(ikm, ph, &ks)) != BKV_OK ||
         (rc = bkv_hmac_sha256(ks.km2, 32, &B(ph, 32), 1, mac)) != BKV_OK)

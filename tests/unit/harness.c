@@ -1,6 +1,7 @@
 /*
  * CUnit runner for one suite per executable. Failures are reported by CUnit's
- * basic interface and returned as a non-zero exit status for CTest.
+ * basic interface and returned as a non-zero exit status for CTest. Also the
+ * vector-file loaders and the reference ECDH the suites share.
  */
 #include "harness.h"
 
@@ -9,6 +10,9 @@
 #include <string.h>
 
 #include <CUnit/Basic.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
 
 #include "proto/util.h"
 
@@ -86,4 +90,43 @@ void bkv_test_vectors_report(const char *what, int passed, int total, int expect
     fflush(stdout);
     CU_ASSERT_EQUAL(total, expected);
     CU_ASSERT_EQUAL(passed, total);
+}
+
+int bkv_test_p256_ecdh_x(const uint8_t sk[32], const uint8_t peer[65], uint8_t dh[32])
+{
+    OSSL_PARAM_BLD *b1 = OSSL_PARAM_BLD_new(), *b2 = OSSL_PARAM_BLD_new();
+    OSSL_PARAM *p1 = NULL, *p2 = NULL;
+    EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL), *dc = NULL;
+    EVP_PKEY *key = NULL, *pk = NULL;
+    BIGNUM *priv = BN_bin2bn(sk, 32, NULL);
+    size_t len = 32;
+    int ok = 0;
+
+    if (b1 == NULL || b2 == NULL || kc == NULL || priv == NULL)
+        goto out;
+    if (!OSSL_PARAM_BLD_push_utf8_string(b1, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
+        !OSSL_PARAM_BLD_push_BN(b1, OSSL_PKEY_PARAM_PRIV_KEY, priv) ||
+        !OSSL_PARAM_BLD_push_utf8_string(b2, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
+        !OSSL_PARAM_BLD_push_octet_string(b2, OSSL_PKEY_PARAM_PUB_KEY, peer, 65))
+        goto out;
+    p1 = OSSL_PARAM_BLD_to_param(b1);
+    p2 = OSSL_PARAM_BLD_to_param(b2);
+    if (p1 == NULL || p2 == NULL || EVP_PKEY_fromdata_init(kc) != 1 ||
+        EVP_PKEY_fromdata(kc, &key, EVP_PKEY_KEYPAIR, p1) != 1 ||
+        EVP_PKEY_fromdata(kc, &pk, EVP_PKEY_PUBLIC_KEY, p2) != 1)
+        goto out;
+    dc = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
+    ok = dc != NULL && EVP_PKEY_derive_init(dc) == 1 && EVP_PKEY_derive_set_peer(dc, pk) == 1 &&
+         EVP_PKEY_derive(dc, dh, &len) == 1 && len == 32;
+out:
+    EVP_PKEY_CTX_free(dc);
+    EVP_PKEY_free(pk);
+    EVP_PKEY_free(key);
+    EVP_PKEY_CTX_free(kc);
+    OSSL_PARAM_free(p1);
+    OSSL_PARAM_free(p2);
+    OSSL_PARAM_BLD_free(b1);
+    OSSL_PARAM_BLD_free(b2);
+    BN_clear_free(priv);
+    return ok;
 }

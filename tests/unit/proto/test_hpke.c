@@ -7,10 +7,6 @@
  */
 #include <string.h>
 
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/param_build.h>
-
 #include "harness.h"
 #include "proto/err.h"
 #include "proto/hpke.h"
@@ -199,48 +195,6 @@ static void test_rfc9180_vectors(void)
     }
 }
 
-/* x(sk * peer) computed by OpenSSL's own ECDH, independently of proto/. */
-static int openssl_p256_ecdh(const uint8_t sk[32], const uint8_t pub[65], const uint8_t peer[65],
-                             uint8_t dh[32])
-{
-    OSSL_PARAM_BLD *b1 = OSSL_PARAM_BLD_new(), *b2 = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *p1 = NULL, *p2 = NULL;
-    EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL), *dc = NULL;
-    EVP_PKEY *key = NULL, *pk = NULL;
-    BIGNUM *priv = BN_bin2bn(sk, 32, NULL);
-    size_t len = 32;
-    int ok = 0;
-
-    if (b1 == NULL || b2 == NULL || kc == NULL || priv == NULL)
-        goto out;
-    if (!OSSL_PARAM_BLD_push_utf8_string(b1, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
-        !OSSL_PARAM_BLD_push_BN(b1, OSSL_PKEY_PARAM_PRIV_KEY, priv) ||
-        !OSSL_PARAM_BLD_push_octet_string(b1, OSSL_PKEY_PARAM_PUB_KEY, pub, 65) ||
-        !OSSL_PARAM_BLD_push_utf8_string(b2, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
-        !OSSL_PARAM_BLD_push_octet_string(b2, OSSL_PKEY_PARAM_PUB_KEY, peer, 65))
-        goto out;
-    p1 = OSSL_PARAM_BLD_to_param(b1);
-    p2 = OSSL_PARAM_BLD_to_param(b2);
-    if (p1 == NULL || p2 == NULL || EVP_PKEY_fromdata_init(kc) != 1 ||
-        EVP_PKEY_fromdata(kc, &key, EVP_PKEY_KEYPAIR, p1) != 1 ||
-        EVP_PKEY_fromdata(kc, &pk, EVP_PKEY_PUBLIC_KEY, p2) != 1)
-        goto out;
-    dc = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-    ok = dc != NULL && EVP_PKEY_derive_init(dc) == 1 && EVP_PKEY_derive_set_peer(dc, pk) == 1 &&
-         EVP_PKEY_derive(dc, dh, &len) == 1 && len == 32;
-out:
-    EVP_PKEY_CTX_free(dc);
-    EVP_PKEY_free(pk);
-    EVP_PKEY_free(key);
-    EVP_PKEY_CTX_free(kc);
-    OSSL_PARAM_free(p1);
-    OSSL_PARAM_free(p2);
-    OSSL_PARAM_BLD_free(b1);
-    OSSL_PARAM_BLD_free(b2);
-    BN_clear_free(priv);
-    return ok;
-}
-
 /* The HSM path: SetupBaseR with dh computed elsewhere gives the same context. */
 static void test_receiver_dh_from_elsewhere(void)
 {
@@ -255,7 +209,7 @@ static void test_receiver_dh_from_elsewhere(void)
 
         load(idx, &v);
         total += 3;
-        CU_ASSERT_FATAL(openssl_p256_ecdh(v.skRm, v.pkRm, v.enc, dh));
+        CU_ASSERT_FATAL(bkv_test_p256_ecdh_x(v.skRm, v.enc, dh));
         passed += bkv_hpke_kem_decap_dh(v.suite.kem, v.enc, 65, v.pkRm, 65, dh, ss) == 0 &&
                   memcmp(ss, v.ss, 32) == 0;
         passed += bkv_hpke_setup_base_r_dh(v.suite, v.enc, 65, v.pkRm, 65, dh, v.info, v.info_len,

@@ -8,9 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/core_names.h>
 #include <openssl/evp.h>
-#include <openssl/param_build.h>
 
 #include "harness.h"
 #include "proto/err.h"
@@ -41,45 +39,6 @@ static int x25519_dh(const uint8_t sk[32], const uint8_t *peer, uint8_t dh[32])
     return ok;
 }
 
-static int p256_dh(const uint8_t sk[32], const uint8_t peer[65], uint8_t dh[32])
-{
-    OSSL_PARAM_BLD *b1 = OSSL_PARAM_BLD_new(), *b2 = OSSL_PARAM_BLD_new();
-    OSSL_PARAM *p1 = NULL, *p2 = NULL;
-    EVP_PKEY_CTX *kc = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL), *dc = NULL;
-    EVP_PKEY *key = NULL, *pk = NULL;
-    BIGNUM *priv = BN_bin2bn(sk, 32, NULL);
-    size_t len = 32;
-    int ok = 0;
-
-    if (b1 == NULL || b2 == NULL || kc == NULL || priv == NULL)
-        goto out;
-    if (!OSSL_PARAM_BLD_push_utf8_string(b1, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
-        !OSSL_PARAM_BLD_push_BN(b1, OSSL_PKEY_PARAM_PRIV_KEY, priv) ||
-        !OSSL_PARAM_BLD_push_utf8_string(b2, OSSL_PKEY_PARAM_GROUP_NAME, "P-256", 0) ||
-        !OSSL_PARAM_BLD_push_octet_string(b2, OSSL_PKEY_PARAM_PUB_KEY, peer, 65))
-        goto out;
-    p1 = OSSL_PARAM_BLD_to_param(b1);
-    p2 = OSSL_PARAM_BLD_to_param(b2);
-    if (p1 == NULL || p2 == NULL || EVP_PKEY_fromdata_init(kc) != 1 ||
-        EVP_PKEY_fromdata(kc, &key, EVP_PKEY_KEYPAIR, p1) != 1 ||
-        EVP_PKEY_fromdata(kc, &pk, EVP_PKEY_PUBLIC_KEY, p2) != 1)
-        goto out;
-    dc = EVP_PKEY_CTX_new_from_pkey(NULL, key, NULL);
-    ok = dc != NULL && EVP_PKEY_derive_init(dc) == 1 && EVP_PKEY_derive_set_peer(dc, pk) == 1 &&
-         EVP_PKEY_derive(dc, dh, &len) == 1 && len == 32;
-out:
-    EVP_PKEY_CTX_free(dc);
-    EVP_PKEY_free(pk);
-    EVP_PKEY_free(key);
-    EVP_PKEY_CTX_free(kc);
-    OSSL_PARAM_free(p1);
-    OSSL_PARAM_free(p2);
-    OSSL_PARAM_BLD_free(b1);
-    OSSL_PARAM_BLD_free(b2);
-    BN_clear_free(priv);
-    return ok;
-}
-
 /* The HSM stand-in handed to bkv_ohttp_request_decap_cb. */
 struct fake_hsm {
     uint16_t kem;
@@ -97,7 +56,7 @@ static int fake_hsm_dh(void *arg, const uint8_t *enc, size_t enc_len, uint8_t dh
         return h->fail_with;
     if (h->kem == BKV_HPKE_KEM_X25519_SHA256)
         return enc_len == 32 && x25519_dh(h->sk, enc, dh) ? 0 : BKV_ERR_CRYPTO;
-    return enc_len == 65 && p256_dh(h->sk, enc, dh) ? 0 : BKV_ERR_CRYPTO;
+    return enc_len == 65 && bkv_test_p256_ecdh_x(h->sk, enc, dh) ? 0 : BKV_ERR_CRYPTO;
 }
 
 static int is_zero(const void *p, size_t n)
@@ -348,7 +307,7 @@ static void round_trip(const struct server *s, struct bkv_ohttp_symmetric sym, s
         CU_ASSERT_EQUAL(rc, 0);
         CU_ASSERT_EQUAL(parsed.enc_len, 65);
         CU_ASSERT_EQUAL(parsed.ct_len, req_len + 16);
-        CU_ASSERT_FATAL(p256_dh(s->sk, parsed.enc, dh));
+        CU_ASSERT_FATAL(bkv_test_p256_ecdh_x(s->sk, parsed.enc, dh));
         rc = bkv_ohttp_request_open_dh(&s->cfg, &bkv_ohttp_bkv_labels, &parsed, dh, pt, req_len + 1,
                                        &rn, &sst);
         break;

@@ -4,6 +4,9 @@
  */
 #include <string.h>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "harness.h"
 #include "proto/err.h"
 #include "proto/kdf.h"
@@ -106,12 +109,62 @@ static void test_hmac_sha256(void)
     CU_ASSERT_EQUAL(memcmp(mac, want, 32), 0);
 }
 
+/* RFC 4231 test cases 6 and 7: a 131-byte key, hashed first. */
+static void test_hmac_sha256_long_key(void)
+{
+    static const struct {
+        const char *msg, *mac;
+    } cases[] = {
+        {"Test Using Larger Than Block-Size Key - Hash Key First",
+         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+        {"This is a test using a larger than block-size key and a larger than block-size data. "
+         "The key needs to be hashed before being used by the HMAC algorithm.",
+         "9b09ffa71b942fcb27635fbcd5b0e944bfdc63644f0713938a7f51535c3a35e2"},
+    };
+    uint8_t key[131], mac[32], want[256];
+    size_t n;
+
+    memset(key, 0xaa, sizeof(key));
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct bkv_buf msg = {(const uint8_t *)cases[i].msg, strlen(cases[i].msg)};
+
+        CU_ASSERT_EQUAL(bkv_hmac_sha256(key, sizeof(key), &msg, 1, mac), 0);
+        unhex(cases[i].mac, want, &n);
+        CU_ASSERT_EQUAL(memcmp(mac, want, 32), 0);
+    }
+}
+
+/* Every key length around the block size, and the empty key, against OpenSSL's HMAC(). */
+static void test_hmac_sha256_key_lengths(void)
+{
+    uint8_t key[200], msg[100], mac[32], want[32];
+    unsigned int want_len = 0;
+    int bad = 0;
+
+    for (size_t i = 0; i < sizeof(key); i++)
+        key[i] = (uint8_t)(i * 7 + 1);
+    memset(msg, 0x5a, sizeof(msg));
+    for (size_t len = 0; len <= sizeof(key); len++) {
+        struct bkv_buf parts[] = {{msg, 10}, {NULL, 0}, {msg + 10, sizeof(msg) - 10}};
+        static const uint8_t one[1];
+
+        CU_ASSERT_EQUAL_FATAL(bkv_hmac_sha256(len > 0 ? key : NULL, len, parts, 3, mac), 0);
+        CU_ASSERT_PTR_NOT_NULL_FATAL(
+            HMAC(EVP_sha256(), len > 0 ? key : one, (int)len, msg, sizeof(msg), want, &want_len));
+        if (want_len != 32 || memcmp(mac, want, 32) != 0)
+            bad++;
+    }
+    CU_ASSERT_EQUAL(bad, 0);
+}
+
 static CU_TestInfo tests[] = {
     {"strerror covers every code", test_strerror},
     {"hex decode/encode and its errors", test_hex},
     {"constant-time compare and wipe", test_ct_equal_and_wipe},
     {"HKDF-SHA256 RFC 5869 vectors", test_hkdf_rfc5869},
     {"HMAC-SHA256 RFC 4231 and SHA-256", test_hmac_sha256},
+    {"HMAC-SHA256 RFC 4231 long keys", test_hmac_sha256_long_key},
+    {"HMAC-SHA256 key lengths 0..200 against OpenSSL", test_hmac_sha256_key_lengths},
     CU_TEST_INFO_NULL,
 };
 
