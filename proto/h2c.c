@@ -316,45 +316,6 @@ int bkv_encode_to_curve(const struct bkv_buf *msg, size_t count, const uint8_t *
  * check inside EC_POINT_set_affine_coordinates are not guaranteed constant time
  * in the coordinates of P (BN_FLG_CONSTTIME is set where OpenSSL honours it).
  */
-int bkv_hash_to_curve_point(const struct bkv_buf *msg, size_t count, const uint8_t *dst,
-                            size_t dst_len, EC_POINT *out)
-{
-    const EC_GROUP *g = bkv_p256_group();
-    uint8_t enc[BKV_P256_UNCOMPRESSED_LEN];
-    BN_CTX *bn = NULL;
-    BIGNUM *x = NULL, *y = NULL;
-    int rc;
-
-    if (out == NULL)
-        return BKV_ERR_INVALID;
-    if (g == NULL)
-        return BKV_ERR_NOMEM;
-    rc = bkv_hash_to_curve(msg, count, dst, dst_len, enc);
-    if (rc != BKV_OK)
-        goto out;
-    rc = BKV_ERR_NOMEM;
-    bn = BN_CTX_secure_new();
-    x = BN_secure_new();
-    y = BN_secure_new();
-    if (bn == NULL || x == NULL || y == NULL)
-        goto out;
-    BN_set_flags(x, BN_FLG_CONSTTIME);
-    BN_set_flags(y, BN_FLG_CONSTTIME);
-    rc = BKV_ERR_CRYPTO;
-    if (BN_bin2bn(enc + 1, 32, x) == NULL || BN_bin2bn(enc + 33, 32, y) == NULL)
-        goto out;
-    if (EC_POINT_set_affine_coordinates(g, out, x, y, bn) != 1)
-        goto out;
-    rc = BKV_OK;
-out:
-    ERR_clear_error();
-    BN_clear_free(x);
-    BN_clear_free(y);
-    BN_CTX_free(bn);
-    bkv_wipe(enc, sizeof(enc));
-    return rc;
-}
-
 int bkv_h2c_field_op(enum bkv_h2c_field_op op, const uint8_t *a, size_t a_len, const uint8_t *b,
                      uint8_t out[static BKV_H2C_FIELD_LEN], int *flag)
 {

@@ -66,7 +66,8 @@ int bkv_h2c_map_to_curve(const uint8_t u[static BKV_H2C_FIELD_LEN],
 /*
  * a + b for two uncompressed points, with the same constant-time affine
  * addition hash_to_curve uses. BKV_ERR_POINT when an input is malformed or
- * off the curve, or when the sum is the identity. Mostly for tests.
+ * off the curve, or when the sum is the identity. The OPRF uses it to mask
+ * H(password) with a random point before OpenSSL sees it.
  */
 int bkv_h2c_point_add(const uint8_t a[static BKV_P256_UNCOMPRESSED_LEN],
                       const uint8_t b[static BKV_P256_UNCOMPRESSED_LEN],
@@ -79,13 +80,6 @@ int bkv_h2c_point_add(const uint8_t a[static BKV_P256_UNCOMPRESSED_LEN],
  */
 int bkv_hash_to_curve(const struct bkv_buf *msg, size_t count, const uint8_t *dst, size_t dst_len,
                       uint8_t out[static BKV_P256_UNCOMPRESSED_LEN]);
-
-/*
- * The same P, stored into out, which the caller allocated on
- * bkv_p256_group() and still owns. Used by the OPRF's HashToGroup.
- */
-int bkv_hash_to_curve_point(const struct bkv_buf *msg, size_t count, const uint8_t *dst,
-                            size_t dst_len, EC_POINT *out);
 
 /* encode_to_curve (P256_XMD:SHA-256_SSWU_NU_): map(hash_to_field(msg, 1)). */
 int bkv_encode_to_curve(const struct bkv_buf *msg, size_t count, const uint8_t *dst, size_t dst_len,

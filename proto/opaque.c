@@ -88,6 +88,14 @@ static int derive_oprf_key(const uint8_t oprf_seed[static 32], const uint8_t *cr
     return rc;
 }
 
+/* The configuration as the API boundary receives it. */
+static int check_cfg(const struct bkv_opaque_config *cfg)
+{
+    if (cfg == NULL || (cfg->context == NULL && cfg->context_len > 0))
+        return BKV_ERR_INVALID;
+    return cfg->context_len > BKV_OPAQUE_MAX_CONTEXT ? BKV_ERR_LENGTH : BKV_OK;
+}
+
 static int check_ids(const struct bkv_opaque_ids *ids)
 {
     if (ids == NULL)
@@ -271,6 +279,8 @@ int bkv_opaque_reg_respond(const struct bkv_opaque_server_keys *keys, const uint
     uint8_t oprf_key[32];
     int rc;
 
+    if (request == NULL || (credential_id == NULL && credential_id_len > 0))
+        return BKV_ERR_INVALID;
     if (request_len != BKV_OPAQUE_REG_REQUEST_LEN)
         return BKV_ERR_LENGTH;
     if ((rc = derive_oprf_key(keys->oprf_seed, credential_id, credential_id_len, oprf_key)) !=
@@ -293,17 +303,20 @@ int bkv_opaque_reg_finish(const struct bkv_opaque_config *cfg, const uint8_t *pa
                           uint8_t export_key[static BKV_OPAQUE_KEY_LEN],
                           struct bkv_opaque_trace *trace)
 {
-    const uint8_t *server_pk = response + BKV_P256_ELEMENT_LEN;
+    const uint8_t *server_pk;
     uint8_t rwd[32], auth_key[32], client_sk[32];
     uint8_t *client_pk = record, *masking_key = record + 33, *nonce = record + 65,
             *tag = record + 97;
     struct creds c;
     int rc;
 
-    if (response_len != BKV_OPAQUE_REG_RESPONSE_LEN) {
+    if ((rc = check_cfg(cfg)) != BKV_OK)
+        goto out;
+    if (response == NULL || response_len != BKV_OPAQUE_REG_RESPONSE_LEN) {
         rc = BKV_ERR_LENGTH;
         goto out;
     }
+    server_pk = response + BKV_P256_ELEMENT_LEN;
     if ((rc = check_ids(ids)) != BKV_OK ||
         (rc = bkv_p256_element_check(server_pk, BKV_P256_ELEMENT_LEN)) != BKV_OK ||
         (rc = randomized_password(cfg, password, password_len, state->blind, response, rwd)) !=
@@ -374,8 +387,14 @@ int bkv_opaque_login_respond(const struct bkv_opaque_config *cfg,
     int rc;
 
     memset(&ks, 0, sizeof(ks));
-    if (record_len != BKV_OPAQUE_RECORD_LEN || ke1_len != BKV_OPAQUE_KE1_LEN ||
-        cfg->context_len > BKV_OPAQUE_MAX_CONTEXT) {
+    if ((rc = check_cfg(cfg)) != BKV_OK)
+        goto out;
+    if (credential_id == NULL && credential_id_len > 0) {
+        rc = BKV_ERR_INVALID;
+        goto out;
+    }
+    if (record == NULL || ke1 == NULL || record_len != BKV_OPAQUE_RECORD_LEN ||
+        ke1_len != BKV_OPAQUE_KE1_LEN) {
         rc = BKV_ERR_LENGTH;
         goto out;
     }
@@ -408,6 +427,7 @@ int bkv_opaque_login_respond(const struct bkv_opaque_config *cfg,
         (rc = bkv_hmac_sha256(ks.km3, 32, &B(ph, 32), 1, state->expected_client_mac)) != BKV_OK)
         goto out;
     memcpy(state->session_key, ks.session_key, 32);
+    state->armed = 1;
     if (trace != NULL) {
         memcpy(trace->oprf_key, oprf_key, 32);
         memcpy(trace->handshake_secret, ks.handshake_secret, 32);
@@ -447,7 +467,9 @@ int bkv_opaque_login_finish(const struct bkv_opaque_config *cfg,
     int rc;
 
     memset(&ks, 0, sizeof(ks));
-    if (ke2_len != BKV_OPAQUE_KE2_LEN || cfg->context_len > BKV_OPAQUE_MAX_CONTEXT) {
+    if ((rc = check_cfg(cfg)) != BKV_OK)
+        goto out;
+    if (ke2 == NULL || ke2_len != BKV_OPAQUE_KE2_LEN) {
         rc = BKV_ERR_LENGTH;
         goto out;
     }
@@ -520,7 +542,9 @@ int bkv_opaque_login_verify(struct bkv_opaque_login_server *state, const uint8_t
 {
     int rc = BKV_ERR_MAC;
 
-    if (ke3_len != BKV_OPAQUE_KE3_LEN)
+    if (state->armed != 1)
+        rc = BKV_ERR_INVALID;
+    else if (ke3 == NULL || ke3_len != BKV_OPAQUE_KE3_LEN)
         rc = BKV_ERR_LENGTH;
     else if (bkv_ct_equal(state->expected_client_mac, ke3, BKV_OPAQUE_KE3_LEN)) {
         memcpy(session_key, state->session_key, BKV_OPAQUE_KEY_LEN);

@@ -107,10 +107,16 @@ struct bkv_opaque_login_client {
     uint8_t ke1[BKV_OPAQUE_KE1_LEN];
 };
 
-/* Server state between login_respond and login_verify (kept in memory only). */
+/*
+ * Server state between login_respond and login_verify (kept in memory only).
+ * armed is set by a successful login_respond and cleared by the one verify
+ * that follows: a wiped or zeroed state verifies nothing, not even a KE3 of
+ * zeros.
+ */
 struct bkv_opaque_login_server {
     uint8_t expected_client_mac[BKV_OPAQUE_MAC_LEN];
     uint8_t session_key[BKV_OPAQUE_KEY_LEN];
+    uint8_t armed;
 };
 
 /* Fresh server secrets: a random OPRF seed and AKE key pair. */
@@ -149,7 +155,9 @@ int bkv_opaque_login_start(const uint8_t *password, size_t password_len,
 
 /*
  * KE1 -> KE2 for a stored record (or a fake one). On success *state holds
- * the expected client MAC and the session key; KE2 may then be sent.
+ * the expected client MAC and the session key; KE2 may then be sent. ke2 must
+ * not overlap ke1. BKV_ERR_INVALID for a NULL config or a NULL pointer with a
+ * non-zero length.
  */
 int bkv_opaque_login_respond(
     const struct bkv_opaque_config *cfg, const struct bkv_opaque_server_keys *keys,
@@ -173,7 +181,9 @@ int bkv_opaque_login_finish(const struct bkv_opaque_config *cfg,
 
 /*
  * Check KE3 in constant time. On success copies the session key out. Wipes
- * *state either way: a session gets one chance. BKV_ERR_MAC on mismatch.
+ * *state either way: a session gets one chance. BKV_ERR_MAC on mismatch,
+ * BKV_ERR_INVALID for a state that login_respond did not arm (or that was
+ * already used).
  */
 int bkv_opaque_login_verify(struct bkv_opaque_login_server *state, const uint8_t *ke3,
                             size_t ke3_len, uint8_t session_key[static BKV_OPAQUE_KEY_LEN]);

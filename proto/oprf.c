@@ -61,15 +61,28 @@ out:
     return rc;
 }
 
+/*
+ * Blind without handing the password-derived point to OpenSSL. H =
+ * HashToGroup(input) is computed and kept in BKV's constant-time field code;
+ * OpenSSL's BIGNUM-based point code would otherwise see H itself (its
+ * decoders, on-curve checks and additions are not constant time). With a
+ * fresh random r and R = r*G:
+ *   S = H + R (constant-time affine addition)    -- uniformly random
+ *   blinded = blind*S - blind*R = blind*H
+ * Only S, R, blind*S and blind*R, all independent of the password, ever enter
+ * OpenSSL, and the blind only through its constant-time scalar path.
+ */
 int bkv_oprf_blind(const uint8_t *input, size_t input_len, const uint8_t *blind_in,
                    uint8_t blind_out[static BKV_P256_SCALAR_LEN],
                    uint8_t blinded[static BKV_P256_ELEMENT_LEN])
 {
     const EC_GROUP *g = bkv_p256_group();
     struct bkv_buf msg = {input, input_len};
+    uint8_t h[BKV_P256_UNCOMPRESSED_LEN], r[BKV_P256_SCALAR_LEN];
+    uint8_t rg[BKV_P256_UNCOMPRESSED_LEN], masked[BKV_P256_UNCOMPRESSED_LEN];
     BN_CTX *bn = NULL;
     BIGNUM *s = NULL;
-    EC_POINT *p = NULL, *r = NULL;
+    EC_POINT *sp = NULL, *rp = NULL, *t1 = NULL, *t2 = NULL;
     int rc;
 
     if (input == NULL && input_len > 0)
@@ -88,31 +101,44 @@ int bkv_oprf_blind(const uint8_t *input, size_t input_len, const uint8_t *blind_
         if (rc != BKV_OK)
             return rc;
     }
-    rc = bkv_p256_scalar_to_bn(blind_out, &s);
-    if (rc != BKV_OK)
+    /* HashToGroup (an identity result is BKV_ERR_POINT), then the mask. */
+    if ((rc = bkv_hash_to_curve(&msg, 1, (const uint8_t *)dst_group, sizeof(dst_group) - 1, h)) !=
+            BKV_OK ||
+        (rc = bkv_p256_random_scalar(r)) != BKV_OK ||
+        (rc = bkv_p256_mul_base_uncompressed(r, rg)) != BKV_OK ||
+        (rc = bkv_h2c_point_add(h, rg, masked)) != BKV_OK ||
+        (rc = bkv_p256_scalar_to_bn(blind_out, &s)) != BKV_OK)
         goto out;
     rc = BKV_ERR_NOMEM;
     bn = BN_CTX_secure_new();
-    p = EC_POINT_new(g);
-    r = EC_POINT_new(g);
-    if (bn == NULL || p == NULL || r == NULL)
+    sp = EC_POINT_new(g);
+    rp = EC_POINT_new(g);
+    t1 = EC_POINT_new(g);
+    t2 = EC_POINT_new(g);
+    if (bn == NULL || sp == NULL || rp == NULL || t1 == NULL || t2 == NULL)
         goto out;
-    /* HashToGroup; an identity result comes back as BKV_ERR_POINT. */
-    rc = bkv_hash_to_curve_point(&msg, 1, (const uint8_t *)dst_group, sizeof(dst_group) - 1, p);
-    if (rc != BKV_OK)
+    if ((rc = bkv_p256_pubkey_decode(masked, sizeof(masked), sp, bn)) != BKV_OK ||
+        (rc = bkv_p256_pubkey_decode(rg, sizeof(rg), rp, bn)) != BKV_OK)
         goto out;
-    /* Single-scalar multiplication: OpenSSL's constant-time path. */
-    rc = EC_POINT_mul(g, r, NULL, p, s, bn) == 1 ? BKV_OK : BKV_ERR_CRYPTO;
-    if (rc == BKV_OK)
-        rc = bkv_p256_element_encode(r, blinded, bn);
+    /* Single-scalar multiplications only: OpenSSL's constant-time path. */
+    rc = BKV_ERR_CRYPTO;
+    if (EC_POINT_mul(g, t1, NULL, sp, s, bn) != 1 || EC_POINT_mul(g, t2, NULL, rp, s, bn) != 1 ||
+        EC_POINT_invert(g, t2, bn) != 1 || EC_POINT_add(g, t1, t1, t2, bn) != 1)
+        goto out;
+    rc = bkv_p256_element_encode(t1, blinded, bn);
 out:
     if (rc != BKV_OK) {
         bkv_wipe(blind_out, BKV_P256_SCALAR_LEN);
         bkv_wipe(blinded, BKV_P256_ELEMENT_LEN);
     }
     ERR_clear_error();
-    EC_POINT_clear_free(r);
-    EC_POINT_clear_free(p);
+    bkv_wipe(h, sizeof(h));
+    bkv_wipe(r, sizeof(r));
+    bkv_wipe(masked, sizeof(masked));
+    EC_POINT_clear_free(t2);
+    EC_POINT_clear_free(t1);
+    EC_POINT_clear_free(rp);
+    EC_POINT_clear_free(sp);
     BN_clear_free(s);
     BN_CTX_free(bn);
     return rc;

@@ -380,6 +380,7 @@ void bkv_fe_pow(bkv_fe *r, const bkv_fe *a, const bkv_fe *e)
             bkv_fe_mul(&acc, &acc, a);
     }
     *r = acc;
+    bkv_wipe(&acc, sizeof(acc)); /* may hold a power of a password-derived value */
 }
 
 /* *r = (*r)^(2^n) * m: n squarings, then one multiplication (m NULL: none). */
@@ -462,8 +463,12 @@ uint64_t bkv_fe_sgn0(const bkv_fe *a)
 {
     bkv_fe t;
 
+    uint64_t sign;
+
     bkv_fe_from_mont(&t, a);
-    return t.v[0] & 1;
+    sign = t.v[0] & 1;
+    bkv_wipe(&t, sizeof(t));
+    return sign;
 }
 
 /* ---- the curve ---- */

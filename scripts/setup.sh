@@ -29,13 +29,20 @@ debian_uri() {
     done
     for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
         [ -f "$f" ] || continue
-        uri=$(awk '$1 == "deb" && $3 == "bookworm" { print $2; exit }' "$f")
+        # deb [options] URI suite components: skip an optional [...] field.
+        uri=$(awk '$1 == "deb" { i = 2; if ($2 ~ /^\[/) { while (i <= NF && $i !~ /\]$/) i++; i++ }
+                                if ($(i + 1) == "bookworm") { print $i; exit } }' "$f")
         if [ -n "$uri" ]; then echo "$uri"; return; fi
     done
 }
 
 bp_list=/etc/apt/sources.list.d/bkv-bookworm-backports.list
-if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+# An active backports source: a "deb" line or a deb822 Suites line (not a comment).
+has_backports() {
+    grep -rqsE '^[[:space:]]*(deb[[:space:]].*|Suites:.*[[:space:]])bookworm-backports([[:space:]]|$)' \
+        /etc/apt/sources.list /etc/apt/sources.list.d/
+}
+if ! has_backports; then
     uri=$(debian_uri)
     if [ -z "$uri" ]; then
         echo "setup: no Debian bookworm source found in /etc/apt; cannot add backports" >&2
@@ -60,7 +67,7 @@ packages=(
     libargon2-dev
     libuv1-dev
     libsqlite3-dev sqlite3
-    softhsm2 opensc
+    softhsm2 opensc libp11-kit-dev
     node-llhttp
     libraft-dev
 )

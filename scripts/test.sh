@@ -16,7 +16,7 @@ build_and_test() {
     cmake -S . -B "$dir" "$@" >/dev/null
     cmake --build "$dir" -j"$jobs" -- --no-print-directory >/dev/null
     echo "== test: $dir"
-    ctest --test-dir "$dir" --output-on-failure -j"$jobs" | tee "$dir/ctest.out"
+    ctest --test-dir "$dir" --output-on-failure --no-tests=error -j"$jobs" | tee "$dir/ctest.out"
 }
 
 build_and_test build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBKV_SANITIZE=OFF
@@ -28,7 +28,11 @@ grep -h '^VECTORS' build-asan/Testing/Temporary/LastTest.log
 # Both runs passed (set -e stops at the first failure): one closing line for both.
 total=0
 for dir in build build-asan; do
-    n=$(sed -n 's/.*tests failed out of \([0-9]*\).*/\1/p' "$dir/ctest.out")
+    n=$(sed -n 's/^100% tests passed, 0 tests failed out of \([0-9][0-9]*\)$/\1/p' "$dir/ctest.out")
+    if ! [[ $n =~ ^[0-9]+$ ]] || grep -qE '\*\*\*(Skipped|Not Run)' "$dir/ctest.out"; then
+        echo "test: $dir did not report every test passed" >&2
+        exit 1
+    fi
     total=$((total + n))
 done
 echo "plain+sanitizers: $total passed, 0 failed"

@@ -48,7 +48,7 @@ static void test_scalar_range(void)
     CU_ASSERT_EQUAL(bkv_p256_scalar_invert(k, out), BKV_ERR_SCALAR);
 }
 
-static void test_invert_and_reduce(void)
+static void test_invert(void)
 {
     uint8_t k[32], inv[32], p[33], q[33], r[33], one[32] = {0};
 
@@ -320,7 +320,7 @@ static void test_ecdh_and_uncompressed_base(void)
 
 static CU_TestInfo tests[] = {
     {"scalar range: zero, n, n+1 rejected; n-1 accepted", test_scalar_range},
-    {"constant-time inverse", test_invert_and_reduce},
+    {"scalar inverse: (k^-1)(kG) == G", test_invert},
     {"element decoders reject identity, bad prefix, off-curve", test_element_rejections},
     {"decompression against OpenSSL's decoder", test_decompress_against_openssl},
     {"mul2 against two bkv_p256_mul calls", test_mul2},

@@ -143,12 +143,13 @@ static void test_hash_to_curve_vectors(void)
             !point_hex(json_object_get(t, "Q1"), want_q1) ||
             !point_hex(json_object_get(t, "P"), want_p))
             continue;
-        ok = bkv_h2c_hash_to_field(&m, 1, dst, dst_len, got_u, 2) == BKV_OK &&
-             bkv_h2c_map_to_curve(got_u, got_q0) == BKV_OK &&
-             bkv_h2c_map_to_curve(got_u + 32, got_q1) == BKV_OK &&
-             bkv_hash_to_curve(&m, 1, dst, dst_len, got_p) == BKV_OK &&
-             bkv_hash_to_curve_point(&m, 1, dst, dst_len, pt) == BKV_OK &&
-             bkv_p256_pubkey_encode(pt, got_pt, bn) == BKV_OK;
+        ok =
+            bkv_h2c_hash_to_field(&m, 1, dst, dst_len, got_u, 2) == BKV_OK &&
+            bkv_h2c_map_to_curve(got_u, got_q0) == BKV_OK &&
+            bkv_h2c_map_to_curve(got_u + 32, got_q1) == BKV_OK &&
+            bkv_hash_to_curve(&m, 1, dst, dst_len, got_p) == BKV_OK &&
+            bkv_p256_pubkey_decode(got_p, 65, pt, bn) == BKV_OK &&
+            bkv_p256_pubkey_encode(pt, got_pt, bn) == BKV_OK; /* OpenSSL agrees P is on the curve */
         CU_ASSERT_TRUE(ok);
         if (!ok)
             continue;
@@ -517,7 +518,6 @@ static void test_argument_errors(void)
     CU_ASSERT_EQUAL(bkv_h2c_hash_to_field(&m, 1, dst, sizeof(dst) - 1, u, 3), BKV_ERR_INVALID);
     CU_ASSERT_EQUAL(bkv_h2c_hash_to_field(&m, 1, dst, sizeof(dst) - 1, NULL, 1), BKV_ERR_INVALID);
     CU_ASSERT_EQUAL(bkv_hash_to_curve(&m, 1, dst, 0, out), BKV_ERR_INVALID);
-    CU_ASSERT_EQUAL(bkv_hash_to_curve_point(&m, 1, dst, sizeof(dst) - 1, NULL), BKV_ERR_INVALID);
     CU_ASSERT_EQUAL(bkv_hash_to_scalar(&m, 1, NULL, 0, u), BKV_ERR_INVALID);
 
     /* map_to_curve and the field hook refuse values >= p. */

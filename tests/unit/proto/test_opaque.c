@@ -290,15 +290,75 @@ static void test_round_trip_and_wrong_password(void)
                     BKV_ERR_ENVELOPE);
     CU_ASSERT_EQUAL(memcmp(export_key, zero, 32), 0);
     CU_ASSERT_EQUAL(memcmp(ke3, zero, 32), 0);
-    /* The server state is single use: after the failed session, it verifies nothing. */
+}
+
+/* A server login state verifies exactly once, and a wiped or zeroed one never. */
+static void test_server_state_single_use(void)
+{
+    struct account a;
+    struct bkv_opaque_login_server ls;
+    uint8_t ke3[32], export_key[32], session[32], zero[32] = {0};
+
+    account_register(&a, BKV_KSF_IDENTITY_PARAMS);
+    CU_ASSERT_EQUAL_FATAL(account_login(&a, good_pw, sizeof(good_pw) - 1, a.record, ke3, export_key,
+                                        &ls, NULL, NULL, 0),
+                          BKV_OK);
+    CU_ASSERT_EQUAL(bkv_opaque_login_verify(&ls, ke3, 32, session), BKV_OK);
+    /* The same, valid KE3 again: the state is spent. */
+    CU_ASSERT_EQUAL(bkv_opaque_login_verify(&ls, ke3, 32, session), BKV_ERR_INVALID);
+    CU_ASSERT_EQUAL(memcmp(session, zero, 32), 0);
+    /* A zeroed state must not accept a KE3 of zeros (its expected MAC is zeros too). */
+    memset(&ls, 0, sizeof(ls));
+    CU_ASSERT_EQUAL(bkv_opaque_login_verify(&ls, zero, 32, session), BKV_ERR_INVALID);
+    /* A failed verify spends the state as well. */
+    CU_ASSERT_EQUAL_FATAL(account_login(&a, good_pw, sizeof(good_pw) - 1, a.record, ke3, export_key,
+                                        &ls, NULL, NULL, 0),
+                          BKV_OK);
+    ke3[0] ^= 1;
     CU_ASSERT_EQUAL(bkv_opaque_login_verify(&ls, ke3, 32, session), BKV_ERR_MAC);
+    ke3[0] ^= 1;
+    CU_ASSERT_EQUAL(bkv_opaque_login_verify(&ls, ke3, 32, session), BKV_ERR_INVALID);
+    /* A failed login_respond leaves an unarmed state. */
+    {
+        uint8_t bad_ke1[98] = {0}, ke2[259];
+        CU_ASSERT_EQUAL(bkv_opaque_login_respond(&a.cfg, &a.keys, a.record, 129, account_id,
+                                                 sizeof(account_id) - 1, &a.ids, bad_ke1, 98, NULL,
+                                                 &ls, ke2, NULL),
+                        BKV_ERR_POINT);
+        CU_ASSERT_EQUAL(bkv_opaque_login_verify(&ls, zero, 32, session), BKV_ERR_INVALID);
+    }
+}
+
+/* Bad arguments at the API boundary are refused, not dereferenced. */
+static void test_null_arguments(void)
+{
+    struct account a;
+    struct bkv_opaque_login_server ls;
+    struct bkv_opaque_config no_context = {NULL, 5, BKV_KSF_IDENTITY_PARAMS};
+    uint8_t ke1[98] = {0}, ke2[259], response[66];
+
+    account_register(&a, BKV_KSF_IDENTITY_PARAMS);
+    CU_ASSERT_EQUAL(bkv_opaque_login_respond(NULL, &a.keys, a.record, 129, account_id, 12, &a.ids,
+                                             ke1, 98, NULL, &ls, ke2, NULL),
+                    BKV_ERR_INVALID);
+    CU_ASSERT_EQUAL(bkv_opaque_login_respond(&no_context, &a.keys, a.record, 129, account_id, 12,
+                                             &a.ids, ke1, 98, NULL, &ls, ke2, NULL),
+                    BKV_ERR_INVALID);
+    CU_ASSERT_EQUAL(bkv_opaque_login_respond(&a.cfg, &a.keys, a.record, 129, NULL, 12, &a.ids, ke1,
+                                             98, NULL, &ls, ke2, NULL),
+                    BKV_ERR_INVALID);
+    CU_ASSERT_EQUAL(bkv_opaque_login_respond(&a.cfg, &a.keys, NULL, 129, account_id, 12, &a.ids,
+                                             ke1, 98, NULL, &ls, ke2, NULL),
+                    BKV_ERR_LENGTH);
+    CU_ASSERT_EQUAL(bkv_opaque_reg_respond(&a.keys, NULL, 3, ke1, 33, response, NULL),
+                    BKV_ERR_INVALID);
 }
 
 static void test_tampered_ke2(void)
 {
     struct account a;
     struct bkv_opaque_login_server ls;
-    uint8_t ke3[32], export_key[32];
+    uint8_t ke3[32], export_key[32], zero[32] = {0};
     int envelope = 0, mac = 0, point = 0;
 
     account_register(&a, BKV_KSF_IDENTITY_PARAMS);
@@ -307,6 +367,8 @@ static void test_tampered_ke2(void)
         int rc = account_login(&a, good_pw, sizeof(good_pw) - 1, a.record, ke3, export_key, &ls,
                                NULL, flip, i);
         CU_ASSERT_NOT_EQUAL(rc, BKV_OK);
+        /* No key material leaves a failed login. */
+        CU_ASSERT_TRUE(bkv_ct_equal(export_key, zero, 32) && bkv_ct_equal(ke3, zero, 32));
         envelope += rc == BKV_ERR_ENVELOPE;
         mac += rc == BKV_ERR_MAC;
         point += rc == BKV_ERR_POINT;
@@ -375,7 +437,7 @@ static void test_fake_record_behaviour(void)
     CU_ASSERT_EQUAL(memcmp(fake1 + 65, zero, 64), 0);
     CU_ASSERT_EQUAL(bkv_opaque_fake_record(NULL, NULL, 0, other), BKV_OK);
     CU_ASSERT_NOT_EQUAL(memcmp(fake1, other, 65), 0);
-    /* A KE2 built on a fake record has the same size; the client fails at the envelope. */
+    /* A KE2 built on a fake record (fixed size by type) makes the client fail at the envelope. */
     CU_ASSERT_EQUAL(
         account_login(&a, good_pw, sizeof(good_pw) - 1, fake1, ke3, export_key, &ls, NULL, NULL, 0),
         BKV_ERR_ENVELOPE);
@@ -481,6 +543,8 @@ static CU_TestInfo tests[] = {
     {"RFC 9807 real vectors 5 and 6, all intermediates", test_real_vectors},
     {"RFC 9807 fake vector 3", test_fake_vector},
     {"round trip; wrong password fails envelope recovery", test_round_trip_and_wrong_password},
+    {"a server login state verifies once, never when unarmed", test_server_state_single_use},
+    {"NULL arguments are refused", test_null_arguments},
     {"every tampered KE2 byte is refused", test_tampered_ke2},
     {"tampered KE3 fails the server MAC check", test_tampered_ke3},
     {"client identity is bound", test_identity_mismatch},
