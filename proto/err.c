@@ -20,6 +20,16 @@ static const char *const messages[BKV_ERR__COUNT] = {
     [BKV_ERR_LIMIT] = "limit reached",
     [BKV_ERR_FORMAT] = "malformed encoding",
     [BKV_ERR_CRYPTO] = "internal cryptographic failure",
+    [BKV_ERR_IO] = "I/O error",
+    [BKV_ERR_PERMISSION] = "file is accessible to other users",
+    [BKV_ERR_HSM_MODULE] = "HSM module cannot be loaded",
+    [BKV_ERR_HSM_TOKEN] = "HSM token not found",
+    [BKV_ERR_HSM_PIN] = "HSM PIN incorrect",
+    [BKV_ERR_HSM_LOCKED] = "HSM token locked",
+    [BKV_ERR_HSM_NO_KEY] = "realm key missing from the HSM",
+    [BKV_ERR_HSM_NOT_ENROLLED] = "HSM not yet enrolled in a realm",
+    [BKV_ERR_HSM_NOT_APPROVED] = "enrolment request not approved",
+    [BKV_ERR_HSM] = "HSM operation failed",
 };
 
 const char *bkv_strerror(int code)

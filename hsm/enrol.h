@@ -1,0 +1,98 @@
+/*
+ * Enrolling a new node's HSM into the realm without any realm key ever
+ * leaving an HSM in the clear.
+ *
+ *  1. New node: bkv_hsm_enrol_request makes a transport P-256 key pair in its
+ *     token (the private key is sensitive and never extractable) and returns
+ *     the public key and its fingerprint, which bkv-admin prints.
+ *  2. Operator, on an existing member: bkv_hsm_enrol_approve with the SO PIN
+ *     and the fingerprint the new node's operator read out. A different
+ *     fingerprint is refused before anything is derived. As SO the HSM makes
+ *     an ephemeral key pair and derives, by ECDH with the transport key, a
+ *     trusted AES-256 wrapping key (CKA_TRUSTED can only be set by the SO);
+ *     back as user it wraps the seal, MAC and HPKE keys with
+ *     CKM_AES_KEY_WRAP_PAD, destroys the wrapping key, and returns the
+ *     enrolment blob (codec.h).
+ *  3. New node: bkv_hsm_enrol_accept derives the same AES key from its
+ *     transport private key, unwraps the keys as token objects with the
+ *     realm's protective attributes, and verifies them (an HPKE round trip
+ *     with the realm public key, the MAC check value, the sealed OPAQUE
+ *     secrets) before it writes the realm marker. Any failure destroys what
+ *     it unwrapped.
+ *
+ * Threads: every function here takes the handle exclusively (approval logs
+ * the token's user out for the SO step; other threads' operations wait).
+ */
+#ifndef BKV_HSM_ENROL_H
+#define BKV_HSM_ENROL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "realm.h"
+
+#define BKV_HSM_FINGERPRINT_LEN  32
+#define BKV_HSM_FINGERPRINT_TEXT 80 /* 16 groups of 4 hex digits, spaces, NUL */
+
+struct bkv_hsm;
+
+/* A transport key as the new node shows it. */
+struct bkv_hsm_transport {
+    uint8_t pk[BKV_HPKE_P256_PK_LEN];
+    uint8_t fingerprint[BKV_HSM_FINGERPRINT_LEN];
+    char text[BKV_HSM_FINGERPRINT_TEXT]; /* "1a2b 3c4d ..." */
+};
+
+/* fp = SHA-256(pk), the 65-byte uncompressed point. Any thread. */
+void bkv_hsm_fingerprint(const uint8_t pk[static BKV_HPKE_P256_PK_LEN],
+                         uint8_t fp[static BKV_HSM_FINGERPRINT_LEN]);
+
+/* Lowercase hex in groups of 4 separated by spaces, NUL-terminated. */
+void bkv_hsm_fingerprint_format(const uint8_t fp[static BKV_HSM_FINGERPRINT_LEN],
+                                char out[static BKV_HSM_FINGERPRINT_TEXT]);
+
+/*
+ * Parse a fingerprint typed by an operator: 64 hex digits, with any spaces
+ * or colons between them. BKV_ERR_FORMAT otherwise.
+ */
+int bkv_hsm_fingerprint_parse(const char *text, uint8_t fp[static BKV_HSM_FINGERPRINT_LEN]);
+
+/*
+ * New node: the token's transport key, created on the first call and
+ * returned again on later ones (so the fingerprint can be shown twice).
+ * BKV_ERR_INVALID if the token already holds a realm.
+ */
+int bkv_hsm_enrol_request(struct bkv_hsm *h, struct bkv_hsm_transport *out);
+
+/*
+ * Existing member: wrap the realm keys to transport_pk if its fingerprint is
+ * expected_fp. so_pin_file is checked like every PIN file. secrets (the
+ * realm's sealed OPAQUE secrets blob, borrowed) is checked and copied into
+ * the blob. On success *blob (length *blob_len) is owned by the caller
+ * (free()); it holds no key in the clear. BKV_ERR_HSM_NOT_APPROVED for a
+ * fingerprint mismatch, BKV_ERR_POINT for an invalid transport key,
+ * BKV_ERR_HSM_NOT_ENROLLED without a realm, BKV_ERR_HSM_PIN for a wrong SO
+ * PIN, BKV_ERR_PERMISSION for a PIN file others may read. The trusted
+ * wrapping key is destroyed on every path.
+ */
+int bkv_hsm_enrol_approve(struct bkv_hsm *h, const char *so_pin_file,
+                          const uint8_t transport_pk[static BKV_HPKE_P256_PK_LEN],
+                          const uint8_t expected_fp[static BKV_HSM_FINGERPRINT_LEN],
+                          const uint8_t *secrets, size_t secrets_len, uint8_t **blob,
+                          size_t *blob_len);
+
+/*
+ * New node: take in an enrolment blob (borrowed). On success the token holds
+ * the realm, *out describes it, the transport key is destroyed, and *secrets
+ * (length *secrets_len, owned by the caller, free()) is the sealed OPAQUE
+ * secrets blob for this node's disk. BKV_ERR_HSM_NOT_APPROVED when the blob
+ * was made for another transport key, BKV_ERR_DECRYPT when a key does not
+ * unwrap, BKV_ERR_MAC when a verification fails, BKV_ERR_LENGTH /
+ * BKV_ERR_FORMAT / BKV_ERR_UNSUPPORTED / BKV_ERR_POINT for a malformed blob,
+ * BKV_ERR_INVALID when the token already holds a realm or has no transport
+ * key. On failure the token is as before (still not enrolled).
+ */
+int bkv_hsm_enrol_accept(struct bkv_hsm *h, const uint8_t *blob, size_t blob_len,
+                         struct bkv_hsm_realm *out, uint8_t **secrets, size_t *secrets_len);
+
+#endif
