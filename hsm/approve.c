@@ -14,10 +14,14 @@
  * objects, and SoftHSM2 stores public token objects unencrypted in the token
  * directory, so a token key would sit on disk in the clear during the
  * ceremony. PKCS#11 destroys only private session objects at logout, so the
- * public session key survives into the user's login. Logging out
- * invalidates object handles, so the realm keys and the wrapping key are
- * found again. C_WrapKey(CKM_AES_KEY_WRAP_PAD) wraps the seal, MAC and HPKE
- * keys; the blob is encoded and its check value computed with the realm
+ * public session key survives into the user's login. At every C_Logout
+ * the handle forgets its cached realm (hsm_logged_out): object handles may
+ * be invalid afterwards, and another process could change the token while
+ * no user is logged in. Only after a successful user login is the realm
+ * found again, and it must then be the same description as before and pass
+ * its key check values (hsm_realm_load with the old realm as expected);
+ * otherwise the approval fails. C_WrapKey(CKM_AES_KEY_WRAP_PAD) wraps the
+ * seal, MAC and HPKE keys; the blob is encoded and its check value computed with the realm
  * MAC key.
  * Failure modes: see enrol.h. The wrapping key is destroyed on every path
  * (as user, or as SO if the module refuses the user); a crash destroys it
@@ -113,35 +117,56 @@ out:
     return rc;
 }
 
+/* C_Logout on s and forget what it invalidates. */
+static void logout(struct bkv_hsm *h, CK_SESSION_HANDLE s)
+{
+    h->f->C_Logout(s);
+    hsm_logged_out(h);
+}
+
+/* Log the user in again and find the same realm as before (expected). */
+static int back_to_user(struct bkv_hsm *h, CK_SESSION_HANDLE s,
+                        const struct bkv_hsm_realm *expected)
+{
+    int rc = hsm_login_user(h, s, OP);
+
+    if (rc == BKV_OK)
+        rc = hsm_realm_load(h, s, expected, OP);
+    return rc;
+}
+
 /*
  * The SO step. Always ends with the user logged in again (if the user PIN
- * file still allows it) and the realm located again.
+ * file still allows it) and the same realm located and checked again.
  */
 static int so_step(struct bkv_hsm *h, CK_SESSION_HANDLE s, struct approval *a,
                    const uint8_t *transport_pk)
 {
+    struct bkv_hsm_realm before = h->realm;
     CK_RV rv;
     int rc, rc2;
 
     rv = h->f->C_Logout(s);
-    if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN)
-        return hsm_fail_ckr(h, OP, "C_Logout(user)", rv);
-    h->logged_in = 0;
+    hsm_logged_out(h);
+    if (rv != CKR_OK && rv != CKR_USER_NOT_LOGGED_IN) {
+        rc = hsm_fail_ckr(h, OP, "C_Logout(user)", rv);
+        back_to_user(h, s, &before);
+        return rc;
+    }
     rv = h->f->C_Login(s, CKU_SO, a->so_pin, a->so_len);
     if (rv != CKR_OK) {
         rc = hsm_fail_ckr(h, OP, "C_Login(SO)", rv);
     } else {
         rc = derive_as_so(h, s, a, transport_pk);
-        h->f->C_Logout(s);
+        logout(h, s);
     }
-    rc2 = hsm_login_user(h, s, OP);
-    if (rc2 == BKV_OK)
-        rc2 = hsm_realm_load(h, s, OP);
+    rc2 = back_to_user(h, s, &before);
     return rc != BKV_OK ? rc : rc2;
 }
 
 /* Destroy the wrapping key: as user if the module lets us, else as SO. */
-static void destroy_wrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s, struct approval *a)
+static void destroy_wrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s, struct approval *a,
+                             const struct bkv_hsm_realm *expected)
 {
     CK_ULONG count;
     CK_RV rv;
@@ -151,17 +176,15 @@ static void destroy_wrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s, struct appr
         return;
     if (h->f->C_DestroyObject(s, a->wrap_key) == CKR_OK)
         return;
-    h->f->C_Logout(s);
-    h->logged_in = 0;
+    logout(h, s);
     if (h->f->C_Login(s, CKU_SO, a->so_pin, a->so_len) == CKR_OK) {
         if (hsm_find_labelled(h, s, CKO_SECRET_KEY, a->wrap_label, NULL, 0, &a->wrap_key, &count) ==
                 CKR_OK &&
             count > 0)
             h->f->C_DestroyObject(s, a->wrap_key);
-        h->f->C_Logout(s);
+        logout(h, s);
     }
-    if (hsm_login_user(h, s, OP) == BKV_OK)
-        hsm_realm_load(h, s, OP);
+    back_to_user(h, s, expected);
 }
 
 static int wrap_keys(struct bkv_hsm *h, CK_SESSION_HANDLE s, struct approval *a,
@@ -225,6 +248,7 @@ int bkv_hsm_enrol_approve(struct bkv_hsm *h, const char *so_pin_file,
     char hex[17];
     struct approval a;
     struct bkv_hsm_enrol_blob b;
+    struct bkv_hsm_realm realm;
     uint8_t *out = NULL;
     size_t len = 0;
     CK_SESSION_HANDLE s;
@@ -252,6 +276,7 @@ int bkv_hsm_enrol_approve(struct bkv_hsm *h, const char *so_pin_file,
     rc = preflight(h, s, secrets, secrets_len);
     if (rc != BKV_OK)
         goto out;
+    realm = h->realm;
     rv = hsm_random(h, s, suffix, sizeof(suffix));
     if (rv != CKR_OK) {
         rc = hsm_fail_ckr(h, OP, "C_GenerateRandom", rv);
@@ -292,7 +317,7 @@ int bkv_hsm_enrol_approve(struct bkv_hsm *h, const char *so_pin_file,
     out = NULL;
 out:
     if (a.wrap_label[0] != '\0')
-        destroy_wrap_key(h, s, &a);
+        destroy_wrap_key(h, s, &a, &realm);
     hsm_end_exclusive(h, s);
     free(out);
     bkv_wipe(&a, sizeof(a));

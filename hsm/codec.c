@@ -18,6 +18,7 @@
 #include "proto/group.h"
 #include "proto/hpke.h"
 #include "proto/util.h"
+#include "seal.h"
 
 static const uint8_t realm_magic[4] = {'B', 'K', 'V', 'R'};
 static const uint8_t enrol_magic[4] = {'B', 'K', 'V', 'E'};
@@ -105,6 +106,10 @@ void bkv_hsm_realm_encode(const struct bkv_hsm_realm *r,
     memcpy(p, r->hpke_pk, sizeof(r->hpke_pk));
     p += sizeof(r->hpke_pk);
     memcpy(p, r->opaque_pk, sizeof(r->opaque_pk));
+    p += sizeof(r->opaque_pk);
+    memcpy(p, r->mac_kcv, sizeof(r->mac_kcv));
+    p += sizeof(r->mac_kcv);
+    memcpy(p, r->seal_kcv, sizeof(r->seal_kcv));
 }
 
 int bkv_hsm_realm_decode(const uint8_t *in, size_t len, struct bkv_hsm_realm *out)
@@ -126,6 +131,12 @@ int bkv_hsm_realm_decode(const uint8_t *in, size_t len, struct bkv_hsm_realm *ou
     take(&c, r.hpke_key_id, sizeof(r.hpke_key_id));
     take(&c, r.hpke_pk, sizeof(r.hpke_pk));
     take(&c, r.opaque_pk, sizeof(r.opaque_pk));
+    take(&c, r.mac_kcv, sizeof(r.mac_kcv));
+    take(&c, r.seal_kcv, sizeof(r.seal_kcv));
+    /* The seal check value is a sealed blob (seal.h): version 1, our key id. */
+    if (r.seal_kcv[0] != BKV_HSM_SEAL_VERSION ||
+        memcmp(r.seal_kcv + 1, r.seal_key_id, BKV_HSM_KEY_ID_LEN) != 0)
+        return BKV_ERR_FORMAT;
     rc = check_uncompressed(r.hpke_pk);
     if (rc == BKV_OK)
         rc = check_compressed(r.opaque_pk);

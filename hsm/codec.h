@@ -4,9 +4,11 @@
  * length is checked before a byte is read, every point is validated) and
  * reject trailing bytes. All functions are reentrant; any thread.
  *
- * Realm description, version 1 (143 bytes):
- *   "BKVR" || 0x01 || realm_id(16) || seal_key_id(8) || mac_key_id(8) ||
- *   hpke_key_id(8) || hpke_pk(65, 04||X||Y) || opaque_pk(33, compressed)
+ * Realm description, version 2 (228 bytes):
+ *   "BKVR" || 0x02 || realm_id(16) || seal_key_id(8) || mac_key_id(8) ||
+ *   hpke_key_id(8) || hpke_pk(65, 04||X||Y) || opaque_pk(33, compressed) ||
+ *   mac_kcv(32) || seal_kcv(53, a sealed blob whose key id is seal_key_id)
+ * (version 1, without the key check values, is no longer accepted).
  *
  * Enrolment blob, version 1:
  *   "BKVE" || 0x01 || realm_id(16) || ephemeral_pk(65) || transport_pk(65) ||
@@ -25,8 +27,9 @@
 
 #include "realm.h"
 
-#define BKV_HSM_REALM_VERSION     1
-#define BKV_HSM_REALM_ENCODED_LEN (4 + 1 + 16 + 8 + 8 + 8 + 65 + 33)
+#define BKV_HSM_REALM_VERSION 2
+#define BKV_HSM_REALM_ENCODED_LEN                                                                  \
+    (4 + 1 + 16 + 8 + 8 + 8 + 65 + 33 + BKV_HSM_KCV_MAC_LEN + BKV_HSM_KCV_SEAL_LEN)
 
 #define BKV_HSM_ENROL_VERSION     1
 #define BKV_HSM_ENROL_KEYS        3
@@ -63,7 +66,8 @@ void bkv_hsm_realm_encode(const struct bkv_hsm_realm *r,
 
 /*
  * Decode a realm description: BKV_ERR_LENGTH unless len is exactly
- * BKV_HSM_REALM_ENCODED_LEN, BKV_ERR_FORMAT for a wrong magic,
+ * BKV_HSM_REALM_ENCODED_LEN, BKV_ERR_FORMAT for a wrong magic or a seal
+ * check value that is not a version-1 sealed blob of the seal key id,
  * BKV_ERR_UNSUPPORTED for another version, BKV_ERR_POINT for an invalid
  * public key. r is written only on success.
  */

@@ -9,7 +9,8 @@
  * Failure modes: invalid enc gives BKV_ERR_LENGTH / BKV_ERR_POINT before the
  * HSM sees it; a PKCS#11 failure maps through ckr.c; a value of another
  * length is BKV_ERR_HSM. The derived object is destroyed and dh wiped on
- * every failure path.
+ * every failure path. hsm_hpke_check proves that a key object belongs to a
+ * public key by a fresh encapsulation and the HSM's decapsulation.
  */
 #include "decap.h"
 
@@ -58,6 +59,34 @@ int hsm_ecdh_x(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, con
         rc = hsm_fail_ckr(h, op, "C_DestroyObject", rv);
     if (rc != BKV_OK)
         bkv_wipe(dh, BKV_HPKE_DH_LEN);
+    return rc;
+}
+
+int hsm_hpke_check(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                   const uint8_t pk[static BKV_HPKE_P256_PK_LEN], const char *what, const char *op)
+{
+    uint8_t ss[BKV_HPKE_SECRET_LEN], ss2[BKV_HPKE_SECRET_LEN], dh[BKV_HPKE_DH_LEN];
+    uint8_t enc[BKV_HPKE_MAX_ENC_LEN];
+    size_t enc_len = 0;
+    int rc;
+
+    rc = bkv_hpke_kem_encap(BKV_HPKE_KEM_P256_SHA256, pk, BKV_HPKE_P256_PK_LEN, NULL, ss, enc,
+                            &enc_len);
+    if (rc != BKV_OK) {
+        rc = hsm_fail(h, rc, op, "HPKE encapsulation to the realm key: %s", bkv_strerror(rc));
+        goto out;
+    }
+    rc = hsm_ecdh_x(h, s, key, enc, enc_len, dh, op);
+    if (rc != BKV_OK)
+        goto out;
+    rc = bkv_hpke_kem_decap_dh(BKV_HPKE_KEM_P256_SHA256, enc, enc_len, pk, BKV_HPKE_P256_PK_LEN, dh,
+                               ss2);
+    if (rc != BKV_OK || !bkv_ct_equal(ss, ss2, sizeof(ss)))
+        rc = hsm_fail(h, BKV_ERR_MAC, op, "%s", what);
+out:
+    bkv_wipe(ss, sizeof(ss));
+    bkv_wipe(ss2, sizeof(ss2));
+    bkv_wipe(dh, sizeof(dh));
     return rc;
 }
 

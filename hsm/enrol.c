@@ -2,16 +2,23 @@
  * Enrolment, the new node's side: the transport key, and taking in the
  * enrolment blob. Also the fingerprint helpers and the blob check value.
  *
+ * The transport key pair are session objects on one of the handle's pooled
+ * sessions (private key: private, sensitive, never extractable, derive only,
+ * CKM_ECDH1_DERIVE only, not modifiable). Session objects live in the
+ * process's memory, never in the token directory, so no other process can
+ * use them, whatever PIN it holds.
+ *
  * Normal path of accept: decode the blob (codec.c, total); take the handle
- * exclusively; refuse a token that already holds a realm; find our
- * transport key and refuse a blob made for another one; derive the unwrap
- * key (ECDH of our transport private key and the blob's ephemeral key, into
- * a session AES key); C_UnwrapKey each realm key as a token object with the
- * realm template; create the HPKE public key object; verify: the HSM's DH
- * for a fresh software HPKE encapsulation to the blob's public key gives the
- * same shared secret, the MAC check value over the blob matches, and the
- * sealed OPAQUE secrets unseal (into a locked page) under the new seal key;
- * only then write the realm marker and destroy the transport key.
+ * exclusively; refuse a token that already holds a realm; refuse a blob made
+ * for another transport key than the handle's, or for another realm than
+ * the pinned one; derive the unwrap key (ECDH of the transport private key
+ * and the blob's ephemeral key, into a session AES key that can only
+ * unwrap); C_UnwrapKey each realm key as a token object with the realm
+ * template; create the HPKE public key object; verify: the blob's MAC check
+ * value, the pinned key check values, an HPKE round trip to the pinned
+ * public key, and the sealed OPAQUE secrets unseal (into a locked page) to
+ * the pinned OPAQUE public key; only then write the realm marker (the
+ * pinned description) and destroy the transport key.
  * Failure modes: see enrol.h. The session unwrap key is destroyed on every
  * path, and on failure every object created from the blob is destroyed, so
  * the token is left as it was (not enrolled, transport key kept).
@@ -90,70 +97,66 @@ int hsm_enrol_check(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE mac
 
 /* --- transport key ------------------------------------------------------------ */
 
-static CK_RV find_transport(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE *pub,
-                            CK_OBJECT_HANDLE *priv, int *found)
-{
-    CK_ULONG n_pub, n_priv;
-    CK_RV rv;
-
-    *found = 0;
-    rv = hsm_find_labelled(h, s, CKO_PUBLIC_KEY, HSM_LABEL_TRANSPORT, NULL, 0, pub, &n_pub);
-    if (rv == CKR_OK)
-        rv = hsm_find_labelled(h, s, CKO_PRIVATE_KEY, HSM_LABEL_TRANSPORT, NULL, 0, priv, &n_priv);
-    if (rv == CKR_OK)
-        *found = n_pub == 1 && n_priv == 1;
-    return rv;
-}
-
 static CK_RV make_transport(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE *pub,
                             CK_OBJECT_HANDLE *priv)
 {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_MECHANISM_TYPE ecdh = CKM_ECDH1_DERIVE;
     CK_ATTRIBUTE pub_t[] = {
         {CKA_EC_PARAMS, (void *)hsm_p256_oid, sizeof(hsm_p256_oid)},
-        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_TOKEN, &no, sizeof(no)},
         {CKA_PRIVATE, &no, sizeof(no)},
         {CKA_LABEL, HSM_LABEL_TRANSPORT, sizeof(HSM_LABEL_TRANSPORT) - 1},
+        {CKA_MODIFIABLE, &no, sizeof(no)},
     };
+    /* A session object: never in the token, so no other process can derive with it. */
     CK_ATTRIBUTE priv_t[] = {
-        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_TOKEN, &no, sizeof(no)},
         {CKA_PRIVATE, &yes, sizeof(yes)},
         {CKA_SENSITIVE, &yes, sizeof(yes)},
         {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_COPYABLE, &no, sizeof(no)},
         {CKA_DERIVE, &yes, sizeof(yes)},
         {CKA_LABEL, HSM_LABEL_TRANSPORT, sizeof(HSM_LABEL_TRANSPORT) - 1},
+        {CKA_ALLOWED_MECHANISMS, &ecdh, sizeof(ecdh)},
+        {CKA_MODIFIABLE, &no, sizeof(no)}, /* last: see hsm_realm_key_template */
     };
     CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-    CK_RV rv;
 
-    hsm_create_lock(h);
-    rv = h->f->C_GenerateKeyPair(s, &mech, pub_t, 4, priv_t, 6, pub, priv);
-    hsm_create_unlock(h);
-    return rv;
+    return h->f->C_GenerateKeyPair(s, &mech, pub_t, sizeof(pub_t) / sizeof(pub_t[0]), priv_t,
+                                   sizeof(priv_t) / sizeof(priv_t[0]), pub, priv);
 }
 
 int bkv_hsm_enrol_request(struct bkv_hsm *h, struct bkv_hsm_transport *out)
 {
     static const char *op = "make transport key on";
-    CK_OBJECT_HANDLE pub, priv;
+    CK_OBJECT_HANDLE pub = CK_INVALID_HANDLE, priv = CK_INVALID_HANDLE;
     CK_SESSION_HANDLE s;
     CK_RV rv;
-    int found, rc = BKV_OK;
+    int rc = BKV_OK;
 
     hsm_begin_exclusive(h, &s);
     if (h->has_realm) {
         rc = hsm_fail(h, BKV_ERR_INVALID, op, "the token already holds a realm");
         goto out;
     }
-    rv = find_transport(h, s, &pub, &priv, &found);
-    if (rv == CKR_OK && !found)
+    if (!h->has_transport) {
         rv = make_transport(h, s, &pub, &priv);
-    if (rv == CKR_OK)
-        rv = hsm_read_ec_point(h, s, pub, out->pk);
-    if (rv != CKR_OK) {
-        rc = hsm_fail_ckr(h, op, found ? "C_GetAttributeValue" : "C_GenerateKeyPair", rv);
-        goto out;
+        if (rv == CKR_OK)
+            rv = hsm_read_ec_point(h, s, pub, h->transport_pk);
+        if (rv != CKR_OK) {
+            rc = hsm_fail_ckr(h, op, "C_GenerateKeyPair(transport key, session)", rv);
+            if (priv != CK_INVALID_HANDLE)
+                h->f->C_DestroyObject(s, priv);
+            if (pub != CK_INVALID_HANDLE)
+                h->f->C_DestroyObject(s, pub);
+            goto out;
+        }
+        h->transport_pub = pub;
+        h->transport_priv = priv;
+        h->has_transport = 1;
     }
+    memcpy(out->pk, h->transport_pk, sizeof(out->pk));
     bkv_hsm_fingerprint(out->pk, out->fingerprint);
     bkv_hsm_fingerprint_format(out->fingerprint, out->text);
 out:
@@ -172,18 +175,26 @@ struct accept {
     CK_OBJECT_HANDLE hpke_pub;
 };
 
-static int derive_unwrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE transport,
+static int derive_unwrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s,
                              const struct bkv_hsm_enrol_blob *b, struct accept *acc)
 {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
     CK_KEY_TYPE aes = CKK_AES;
+    CK_MECHANISM_TYPE kwp = CKM_AES_KEY_WRAP_PAD;
     CK_ULONG len = 32;
     CK_ATTRIBUTE t[] = {
-        {CKA_CLASS, &cls, sizeof(cls)},     {CKA_KEY_TYPE, &aes, sizeof(aes)},
-        {CKA_VALUE_LEN, &len, sizeof(len)}, {CKA_TOKEN, &no, sizeof(no)},
-        {CKA_UNWRAP, &yes, sizeof(yes)},    {CKA_WRAP, &no, sizeof(no)},
-        {CKA_SENSITIVE, &yes, sizeof(yes)}, {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_CLASS, &cls, sizeof(cls)},
+        {CKA_KEY_TYPE, &aes, sizeof(aes)},
+        {CKA_VALUE_LEN, &len, sizeof(len)},
+        {CKA_TOKEN, &no, sizeof(no)},
+        {CKA_UNWRAP, &yes, sizeof(yes)},
+        {CKA_WRAP, &no, sizeof(no)},
+        {CKA_ENCRYPT, &no, sizeof(no)},
+        {CKA_DECRYPT, &no, sizeof(no)},
+        {CKA_SENSITIVE, &yes, sizeof(yes)},
+        {CKA_EXTRACTABLE, &no, sizeof(no)},
+        {CKA_ALLOWED_MECHANISMS, &kwp, sizeof(kwp)},
     };
     CK_ECDH1_DERIVE_PARAMS params;
     CK_MECHANISM mech = {CKM_ECDH1_DERIVE, &params, sizeof(params)};
@@ -193,7 +204,8 @@ static int derive_unwrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_H
     params.kdf = CKD_NULL;
     params.pPublicData = (CK_BYTE *)b->ephemeral_pk;
     params.ulPublicDataLen = BKV_HPKE_P256_PK_LEN;
-    rv = h->f->C_DeriveKey(s, &mech, transport, t, sizeof(t) / sizeof(t[0]), &acc->unwrap_key);
+    rv = h->f->C_DeriveKey(s, &mech, h->transport_priv, t, sizeof(t) / sizeof(t[0]),
+                           &acc->unwrap_key);
     if (rv != CKR_OK)
         return hsm_fail_ckr(h, OP, "C_DeriveKey(unwrap key)", rv);
     return BKV_OK;
@@ -202,7 +214,9 @@ static int derive_unwrap_key(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_H
 static int unwrap_keys(struct bkv_hsm *h, CK_SESSION_HANDLE s, const struct bkv_hsm_enrol_blob *b,
                        struct accept *acc)
 {
-    static const char *what[3] = {"seal key", "MAC key", "HPKE key"};
+    static const char *what[3] = {"the wrapped seal key does not unwrap",
+                                  "the wrapped MAC key does not unwrap",
+                                  "the wrapped HPKE key does not unwrap"};
     CK_MECHANISM mech = {CKM_AES_KEY_WRAP_PAD, NULL, 0};
     CK_RV rv = CKR_OK;
     int i;
@@ -221,12 +235,7 @@ static int unwrap_keys(struct bkv_hsm *h, CK_SESSION_HANDLE s, const struct bkv_
     if (rv == CKR_OK)
         return BKV_OK;
     /* SoftHSM2 reports a failed RFC 5649 integrity check as CKR_GENERAL_ERROR. */
-    return hsm_fail(
-        h,
-        rv == CKR_GENERAL_ERROR || rv == CKR_WRAPPED_KEY_INVALID || rv == CKR_ENCRYPTED_DATA_INVALID
-            ? BKV_ERR_DECRYPT
-            : bkv_hsm_ckr_to_err(rv),
-        OP, "the wrapped %s does not unwrap (C_UnwrapKey: %s)", what[i - 1], bkv_hsm_ckr_name(rv));
+    return hsm_fail_decrypt(h, s, acc->unwrap_key, rv, OP, "C_UnwrapKey", what[i - 1]);
 }
 
 static int create_hpke_public(struct bkv_hsm *h, CK_SESSION_HANDLE s,
@@ -245,6 +254,7 @@ static int create_hpke_public(struct bkv_hsm *h, CK_SESSION_HANDLE s,
         {CKA_EC_POINT, der, sizeof(der)},
         {CKA_LABEL, HSM_LABEL_HPKE, sizeof(HSM_LABEL_HPKE) - 1},
         {CKA_ID, (void *)b->keys[HSM_KEY_HPKE - 1].id, BKV_HSM_KEY_ID_LEN},
+        {CKA_MODIFIABLE, &no, sizeof(no)},
     };
     CK_RV rv;
 
@@ -257,61 +267,79 @@ static int create_hpke_public(struct bkv_hsm *h, CK_SESSION_HANDLE s,
     return BKV_OK;
 }
 
-/* The three checks before commit; fills opaque_pk from the unsealed secrets. */
-static int verify(struct bkv_hsm *h, CK_SESSION_HANDLE s, const uint8_t *blob, size_t blob_len,
-                  const struct bkv_hsm_enrol_blob *b, const struct accept *acc,
-                  uint8_t opaque_pk[static BKV_P256_ELEMENT_LEN])
+/* Before any key moves: our transport key, and the pinned realm's ids and public key. */
+static int blob_matches(struct bkv_hsm *h, const struct bkv_hsm_enrol_blob *b,
+                        const struct bkv_hsm_realm *pinned)
 {
-    uint8_t ss[BKV_HPKE_SECRET_LEN], ss2[BKV_HPKE_SECRET_LEN], dh[BKV_HPKE_DH_LEN];
-    uint8_t enc[BKV_HPKE_MAX_ENC_LEN], check[32];
+    static const char *kind[3] = {"seal key", "MAC key", "HPKE key"};
+    const uint8_t *ids[3] = {pinned->seal_key_id, pinned->mac_key_id, pinned->hpke_key_id};
+    uint8_t fp[BKV_HSM_FINGERPRINT_LEN];
+    char ours[BKV_HSM_FINGERPRINT_TEXT], theirs[BKV_HSM_FINGERPRINT_TEXT];
+    char have[2 * BKV_HSM_REALM_ID_LEN + 1], want[2 * BKV_HSM_REALM_ID_LEN + 1];
+
+    if (!h->has_transport)
+        return hsm_fail(h, BKV_ERR_INVALID, OP,
+                        "this handle has no transport key: the blob must be accepted by the "
+                        "same process that made the request (bkv-admin enrol join)");
+    if (!bkv_ct_equal(h->transport_pk, b->transport_pk, BKV_HPKE_P256_PK_LEN)) {
+        bkv_hsm_fingerprint(h->transport_pk, fp);
+        bkv_hsm_fingerprint_format(fp, ours);
+        bkv_hsm_fingerprint(b->transport_pk, fp);
+        bkv_hsm_fingerprint_format(fp, theirs);
+        return hsm_fail(h, BKV_ERR_HSM_NOT_APPROVED, OP,
+                        "the blob was made for transport key %s, but this one is %s", theirs, ours);
+    }
+    if (!bkv_ct_equal(b->realm_id, pinned->realm_id, BKV_HSM_REALM_ID_LEN)) {
+        bkv_hex_encode(b->realm_id, BKV_HSM_REALM_ID_LEN, have);
+        bkv_hex_encode(pinned->realm_id, BKV_HSM_REALM_ID_LEN, want);
+        return hsm_fail(h, BKV_ERR_HSM_NOT_APPROVED, OP,
+                        "the blob is for realm %s, not the pinned realm %s", have, want);
+    }
+    if (!bkv_ct_equal(b->hpke_pk, pinned->hpke_pk, BKV_HPKE_P256_PK_LEN))
+        return hsm_fail(h, BKV_ERR_HSM_NOT_APPROVED, OP,
+                        "the blob's HPKE public key is not the pinned realm's");
+    for (int i = 0; i < BKV_HSM_ENROL_KEYS; i++)
+        if (!bkv_ct_equal(b->keys[i].id, ids[i], BKV_HSM_KEY_ID_LEN))
+            return hsm_fail(h, BKV_ERR_HSM_NOT_APPROVED, OP,
+                            "the blob's %s id is not the pinned realm's", kind[i]);
+    return BKV_OK;
+}
+
+/* Everything the pinned description says, checked on the unwrapped keys. */
+static int verify(struct bkv_hsm *h, CK_SESSION_HANDLE s, const uint8_t *blob, size_t blob_len,
+                  const struct bkv_hsm_enrol_blob *b, const struct bkv_hsm_realm *pinned,
+                  const struct accept *acc)
+{
     struct bkv_opaque_server_keys *keys = NULL;
-    size_t enc_len = 0;
+    uint8_t check[32];
     int rc;
 
-    rc = bkv_hpke_kem_encap(BKV_HPKE_KEM_P256_SHA256, b->hpke_pk, BKV_HPKE_P256_PK_LEN, NULL, ss,
-                            enc, &enc_len);
-    if (rc != BKV_OK) {
-        rc = hsm_fail(h, rc, OP, "HPKE encapsulation to the realm key: %s", bkv_strerror(rc));
-        goto out;
-    }
-    rc = hsm_ecdh_x(h, s, acc->keys[HSM_KEY_HPKE - 1], enc, enc_len, dh, OP);
-    if (rc != BKV_OK)
-        goto out;
-    rc = bkv_hpke_kem_decap_dh(BKV_HPKE_KEM_P256_SHA256, enc, enc_len, b->hpke_pk,
-                               BKV_HPKE_P256_PK_LEN, dh, ss2);
-    if (rc != BKV_OK || !bkv_ct_equal(ss, ss2, sizeof(ss))) {
-        rc = hsm_fail(h, BKV_ERR_MAC, OP,
-                      "verification failed: the unwrapped HPKE key does not match the realm's "
-                      "public key");
-        goto out;
-    }
     rc = hsm_enrol_check(h, s, acc->keys[HSM_KEY_MAC - 1], blob, blob_len - BKV_HSM_ENROL_CHECK_LEN,
                          check, OP);
     if (rc != BKV_OK)
-        goto out;
-    if (!bkv_ct_equal(check, b->check, sizeof(check))) {
-        rc = hsm_fail(h, BKV_ERR_MAC, OP,
-                      "verification failed: the blob's check value does not match (altered "
-                      "blob or wrong MAC key)");
-        goto out;
-    }
+        return rc;
+    if (!bkv_ct_equal(check, b->check, sizeof(check)))
+        return hsm_fail(h, BKV_ERR_MAC, OP,
+                        "verification failed: the blob's check value does not match (altered "
+                        "blob or wrong MAC key)");
+    rc = hsm_realm_check(h, s, pinned, acc->keys[HSM_KEY_SEAL - 1], acc->keys[HSM_KEY_MAC - 1],
+                         acc->keys[HSM_KEY_HPKE - 1], OP);
+    if (rc != BKV_OK)
+        return rc;
     if (b->secrets_len < 1 + BKV_HSM_KEY_ID_LEN ||
-        memcmp(b->secrets + 1, b->keys[HSM_KEY_SEAL - 1].id, BKV_HSM_KEY_ID_LEN) != 0) {
-        rc = hsm_fail(h, BKV_ERR_MAC, OP,
-                      "verification failed: the OPAQUE secrets are not sealed with the realm's "
-                      "seal key");
-        goto out;
-    }
-    rc = hsm_opaque_load_with(h, s, acc->keys[HSM_KEY_SEAL - 1], b->realm_id, b->secrets,
+        memcmp(b->secrets + 1, pinned->seal_key_id, BKV_HSM_KEY_ID_LEN) != 0)
+        return hsm_fail(h, BKV_ERR_MAC, OP,
+                        "verification failed: the OPAQUE secrets are not sealed with the realm's "
+                        "seal key");
+    rc = hsm_opaque_load_with(h, s, acc->keys[HSM_KEY_SEAL - 1], pinned->realm_id, b->secrets,
                               b->secrets_len, &keys, OP);
     if (rc != BKV_OK)
-        goto out;
-    memcpy(opaque_pk, keys->pk, BKV_P256_ELEMENT_LEN);
-out:
+        return rc;
+    if (!bkv_ct_equal(keys->pk, pinned->opaque_pk, BKV_P256_ELEMENT_LEN))
+        rc = hsm_fail(h, BKV_ERR_MAC, OP,
+                      "verification failed: the sealed OPAQUE secrets do not belong to the "
+                      "pinned OPAQUE public key");
     bkv_hsm_opaque_free(keys);
-    bkv_wipe(ss, sizeof(ss));
-    bkv_wipe(ss2, sizeof(ss2));
-    bkv_wipe(dh, sizeof(dh));
     return rc;
 }
 
@@ -328,44 +356,15 @@ static void undo(struct bkv_hsm *h, CK_SESSION_HANDLE s, struct accept *acc, int
         h->f->C_DestroyObject(s, acc->unwrap_key);
 }
 
-static int transport_matches(struct bkv_hsm *h, CK_SESSION_HANDLE s,
-                             const struct bkv_hsm_enrol_blob *b, CK_OBJECT_HANDLE *pub,
-                             CK_OBJECT_HANDLE *priv)
-{
-    uint8_t ours[BKV_HPKE_P256_PK_LEN], fp[BKV_HSM_FINGERPRINT_LEN];
-    char ours_text[BKV_HSM_FINGERPRINT_TEXT], theirs_text[BKV_HSM_FINGERPRINT_TEXT];
-    int found;
-    CK_RV rv;
-
-    rv = find_transport(h, s, pub, priv, &found);
-    if (rv != CKR_OK)
-        return hsm_fail_ckr(h, OP, "C_FindObjects(transport key)", rv);
-    if (!found)
-        return hsm_fail(h, BKV_ERR_INVALID, OP,
-                        "the token has no transport key: make the enrolment request first");
-    rv = hsm_read_ec_point(h, s, *pub, ours);
-    if (rv != CKR_OK)
-        return hsm_fail_ckr(h, OP, "C_GetAttributeValue(transport CKA_EC_POINT)", rv);
-    if (memcmp(ours, b->transport_pk, sizeof(ours)) == 0)
-        return BKV_OK;
-    bkv_hsm_fingerprint(ours, fp);
-    bkv_hsm_fingerprint_format(fp, ours_text);
-    bkv_hsm_fingerprint(b->transport_pk, fp);
-    bkv_hsm_fingerprint_format(fp, theirs_text);
-    return hsm_fail(h, BKV_ERR_HSM_NOT_APPROVED, OP,
-                    "the blob was made for transport key %s, but this token's is %s", theirs_text,
-                    ours_text);
-}
-
-int bkv_hsm_enrol_accept(struct bkv_hsm *h, const uint8_t *blob, size_t blob_len,
-                         struct bkv_hsm_realm *out, uint8_t **secrets, size_t *secrets_len)
+int bkv_hsm_enrol_accept(struct bkv_hsm *h, const struct bkv_hsm_realm *pinned, const uint8_t *blob,
+                         size_t blob_len, struct bkv_hsm_realm *out, uint8_t **secrets,
+                         size_t *secrets_len)
 {
     struct accept acc = {CK_INVALID_HANDLE,
                          {CK_INVALID_HANDLE, CK_INVALID_HANDLE, CK_INVALID_HANDLE},
                          CK_INVALID_HANDLE};
-    CK_OBJECT_HANDLE transport_pub = CK_INVALID_HANDLE, transport_priv = CK_INVALID_HANDLE;
+    struct hsm_realm_objects keys;
     struct bkv_hsm_enrol_blob b;
-    struct bkv_hsm_realm r;
     uint8_t *copy = NULL;
     CK_SESSION_HANDLE s;
     int rc;
@@ -380,11 +379,11 @@ int bkv_hsm_enrol_accept(struct bkv_hsm *h, const uint8_t *blob, size_t blob_len
         rc = hsm_fail(h, BKV_ERR_INVALID, OP, "the token already holds a realm");
         goto out;
     }
-    if ((rc = transport_matches(h, s, &b, &transport_pub, &transport_priv)) != BKV_OK ||
-        (rc = derive_unwrap_key(h, s, transport_priv, &b, &acc)) != BKV_OK ||
+    if ((rc = blob_matches(h, &b, pinned)) != BKV_OK ||
+        (rc = derive_unwrap_key(h, s, &b, &acc)) != BKV_OK ||
         (rc = unwrap_keys(h, s, &b, &acc)) != BKV_OK ||
         (rc = create_hpke_public(h, s, &b, &acc)) != BKV_OK ||
-        (rc = verify(h, s, blob, blob_len, &b, &acc, r.opaque_pk)) != BKV_OK)
+        (rc = verify(h, s, blob, blob_len, &b, pinned, &acc)) != BKV_OK)
         goto out;
     copy = malloc(b.secrets_len);
     if (copy == NULL) {
@@ -392,18 +391,18 @@ int bkv_hsm_enrol_accept(struct bkv_hsm *h, const uint8_t *blob, size_t blob_len
         goto out;
     }
     memcpy(copy, b.secrets, b.secrets_len);
-    memcpy(r.realm_id, b.realm_id, BKV_HSM_REALM_ID_LEN);
-    memcpy(r.seal_key_id, b.keys[HSM_KEY_SEAL - 1].id, BKV_HSM_KEY_ID_LEN);
-    memcpy(r.mac_key_id, b.keys[HSM_KEY_MAC - 1].id, BKV_HSM_KEY_ID_LEN);
-    memcpy(r.hpke_key_id, b.keys[HSM_KEY_HPKE - 1].id, BKV_HSM_KEY_ID_LEN);
-    memcpy(r.hpke_pk, b.hpke_pk, BKV_HPKE_P256_PK_LEN);
-    rc = hsm_realm_commit(h, s, &r, OP);
+    keys.seal = acc.keys[HSM_KEY_SEAL - 1];
+    keys.mac = acc.keys[HSM_KEY_MAC - 1];
+    keys.hpke = acc.keys[HSM_KEY_HPKE - 1];
+    rc = hsm_realm_commit(h, s, pinned, &keys, OP);
     if (rc != BKV_OK)
         goto out;
     /* Enrolled: the transport key has served its purpose. */
-    h->f->C_DestroyObject(s, transport_priv);
-    h->f->C_DestroyObject(s, transport_pub);
-    *out = r;
+    h->f->C_DestroyObject(s, h->transport_priv);
+    h->f->C_DestroyObject(s, h->transport_pub);
+    h->has_transport = 0;
+    h->transport_priv = h->transport_pub = CK_INVALID_HANDLE;
+    *out = *pinned;
     *secrets = copy;
     *secrets_len = b.secrets_len;
     copy = NULL;

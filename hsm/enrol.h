@@ -2,9 +2,17 @@
  * Enrolling a new node's HSM into the realm without any realm key ever
  * leaving an HSM in the clear.
  *
- *  1. New node: bkv_hsm_enrol_request makes a transport P-256 key pair in its
- *     token (the private key is sensitive and never extractable) and returns
- *     the public key and its fingerprint, which bkv-admin prints.
+ *  1. New node: bkv_hsm_enrol_request makes a transport P-256 key pair on
+ *     the handle and returns the public key and its fingerprint, which
+ *     bkv-admin prints. The pair are SESSION objects: they exist only in the
+ *     process that holds the handle, die when it closes the handle (or
+ *     exits), and are never visible to another process, even one that logs
+ *     in with the same user PIN. (SoftHSM2 2.6.1 has no CKA_DERIVE_TEMPLATE,
+ *     so a derivable token object would let any user-PIN holder derive the
+ *     enrolment unwrapping key as an extractable key.) The same handle must
+ *     therefore make the request and accept the blob: bkv-admin's
+ *     "enrol join" is one process that does both. The handle never hands the
+ *     key's object handle out; inside the process only hsm/ can reach it.
  *  2. Operator, on an existing member: bkv_hsm_enrol_approve with the SO PIN
  *     and the fingerprint the new node's operator read out. A different
  *     fingerprint is refused before anything is derived. As SO the HSM makes
@@ -13,12 +21,15 @@
  *     back as user it wraps the seal, MAC and HPKE keys with
  *     CKM_AES_KEY_WRAP_PAD, destroys the wrapping key, and returns the
  *     enrolment blob (codec.h).
- *  3. New node: bkv_hsm_enrol_accept derives the same AES key from its
- *     transport private key, unwraps the keys as token objects with the
- *     realm's protective attributes, and verifies them (an HPKE round trip
- *     with the realm public key, the MAC check value, the sealed OPAQUE
- *     secrets) before it writes the realm marker. Any failure destroys what
- *     it unwrapped.
+ *  3. New node, same handle: bkv_hsm_enrol_accept with the pinned realm
+ *     description derives the same AES key from the transport private key,
+ *     unwraps the keys as token objects with the realm's protective
+ *     attributes, and verifies the whole pinned description before it writes
+ *     the realm marker: realm id, key ids and HPKE public key equal the
+ *     blob's, the keys pass the key check values (realm.h), an HPKE round
+ *     trip works, the blob's MAC check value matches, and the sealed OPAQUE
+ *     secrets unseal to the pinned OPAQUE public key. Any failure destroys
+ *     what it unwrapped.
  *
  * Threads: every function here takes the handle exclusively (approval logs
  * the token's user out for the SO step; other threads' operations wait).
@@ -58,8 +69,9 @@ void bkv_hsm_fingerprint_format(const uint8_t fp[static BKV_HSM_FINGERPRINT_LEN]
 int bkv_hsm_fingerprint_parse(const char *text, uint8_t fp[static BKV_HSM_FINGERPRINT_LEN]);
 
 /*
- * New node: the token's transport key, created on the first call and
- * returned again on later ones (so the fingerprint can be shown twice).
+ * New node: the handle's transport key, created (as session objects) on the
+ * first call and returned again on later ones, so the fingerprint can be
+ * shown twice. It lives until bkv_hsm_enrol_accept succeeds or h is closed.
  * BKV_ERR_INVALID if the token already holds a realm.
  */
 int bkv_hsm_enrol_request(struct bkv_hsm *h, struct bkv_hsm_transport *out);
@@ -82,17 +94,24 @@ int bkv_hsm_enrol_approve(struct bkv_hsm *h, const char *so_pin_file,
                           size_t *blob_len);
 
 /*
- * New node: take in an enrolment blob (borrowed). On success the token holds
- * the realm, *out describes it, the transport key is destroyed, and *secrets
- * (length *secrets_len, owned by the caller, free()) is the sealed OPAQUE
- * secrets blob for this node's disk. BKV_ERR_HSM_NOT_APPROVED when the blob
- * was made for another transport key, BKV_ERR_DECRYPT when a key does not
- * unwrap, BKV_ERR_MAC when a verification fails, BKV_ERR_LENGTH /
- * BKV_ERR_FORMAT / BKV_ERR_UNSUPPORTED / BKV_ERR_POINT for a malformed blob,
- * BKV_ERR_INVALID when the token already holds a realm or has no transport
- * key. On failure the token is as before (still not enrolled).
+ * New node: take in an enrolment blob (borrowed) for the pinned realm
+ * (borrowed; the operator's realm.bin), with the transport key that
+ * bkv_hsm_enrol_request made on this same handle. On success the token
+ * holds the realm, *out is a copy of *pinned, the transport key is
+ * destroyed, and *secrets (length *secrets_len, owned by the caller, free())
+ * is the sealed OPAQUE secrets blob for this node's disk.
+ * BKV_ERR_HSM_NOT_APPROVED when the blob was made for another transport key
+ * or is for another realm than pinned (realm id, key ids, HPKE public key),
+ * BKV_ERR_DECRYPT when a key does not unwrap, BKV_ERR_MAC when a
+ * verification fails (key check values, HPKE round trip, the blob's check
+ * value, the OPAQUE public key), BKV_ERR_LENGTH / BKV_ERR_FORMAT /
+ * BKV_ERR_UNSUPPORTED / BKV_ERR_POINT for a malformed blob, BKV_ERR_INVALID
+ * when the token already holds a realm or the handle has no transport key.
+ * On failure the token is as before (still not enrolled) and the handle
+ * keeps its transport key.
  */
-int bkv_hsm_enrol_accept(struct bkv_hsm *h, const uint8_t *blob, size_t blob_len,
-                         struct bkv_hsm_realm *out, uint8_t **secrets, size_t *secrets_len);
+int bkv_hsm_enrol_accept(struct bkv_hsm *h, const struct bkv_hsm_realm *pinned, const uint8_t *blob,
+                         size_t blob_len, struct bkv_hsm_realm *out, uint8_t **secrets,
+                         size_t *secrets_len);
 
 #endif

@@ -21,8 +21,15 @@
 #define HSM_LABEL_SEAL      "bkv-realm-seal"
 #define HSM_LABEL_MAC       "bkv-realm-mac"
 #define HSM_LABEL_HPKE      "bkv-realm-hpke"
-#define HSM_LABEL_TRANSPORT "bkv-transport"
+#define HSM_LABEL_TRANSPORT "bkv-transport"  /* session objects only (enrol.c) */
 #define HSM_ID_WRAPKEY      "bkv-enrol-wrap" /* CKA_ID of every enrolment wrapping key */
+
+/* The realm's key check values (realm.h): labels and the fixed plaintext. */
+#define HSM_KCV_MAC_LABEL      "BKV-REALM-KCV-MAC-v1"
+#define HSM_KCV_SEAL_AAD_LABEL "BKV-REALM-KCV-SEAL-v1"
+#define HSM_KCV_SEAL_AAD_LEN   (sizeof(HSM_KCV_SEAL_AAD_LABEL) - 1 + BKV_HSM_REALM_ID_LEN)
+#define HSM_KCV_SEAL_PLAINTEXT "BKV-REALM-KCV-v1"
+#define HSM_KCV_SEAL_PT_LEN    16
 
 /* The kinds of realm keys, as numbered in the enrolment blob. */
 enum hsm_key_kind {
@@ -51,6 +58,15 @@ struct bkv_hsm {
     int has_realm;
     struct bkv_hsm_realm realm;
     CK_OBJECT_HANDLE marker, seal_key, mac_key, hpke_key;
+    /*
+     * The enrolment transport key pair of a new node (enrol.c): SESSION
+     * objects made by bkv_hsm_enrol_request, so they exist only in this
+     * process and die with the pool's sessions (bkv_hsm_close) or at
+     * C_Logout. Never handed out; exclusive role.
+     */
+    int has_transport;
+    CK_OBJECT_HANDLE transport_pub, transport_priv;
+    uint8_t transport_pk[BKV_HPKE_P256_PK_LEN];
     char errmsg[BKV_HSM_ERRMSG_LEN];
 };
 
@@ -85,13 +101,38 @@ CK_RV hsm_find_labelled(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_CLASS 
                         CK_ULONG *count);
 
 /*
- * The lock file of label under cfg: in cfg->lock_dir, else next to
- * cfg->softhsm_conf, else in /tmp (p11.c). BKV_ERR_LENGTH if too long.
+ * The lock file of label under cfg (p11.c): in the real path of
+ * cfg->lock_dir, else of the directory of cfg->softhsm_conf, so that every
+ * spelling of the same directory gives the same file. The directory must
+ * exist, be ours and not be writable by group or others. BKV_ERR_INVALID
+ * when neither is configured, BKV_ERR_IO when the directory cannot be
+ * resolved, BKV_ERR_PERMISSION when others may write it, BKV_ERR_LENGTH if
+ * too long; why (capacity why_cap) gets the reason.
  */
-int hsm_lock_file(const struct bkv_hsm_config *cfg, const char *label, char *path, size_t cap);
+int hsm_lock_file(const struct bkv_hsm_config *cfg, const char *label, char *path, size_t cap,
+                  char *why, size_t why_cap);
 
 /* Read the user PIN file again and C_Login as user (exclusive role held). */
 int hsm_login_user(struct bkv_hsm *h, CK_SESSION_HANDLE s, const char *op);
+
+/*
+ * Forget everything a C_Logout invalidates: the login, the realm's cached
+ * object handles (has_realm = 0) and the private session objects (the
+ * transport key). Call at every C_Logout (exclusive role held).
+ */
+void hsm_logged_out(struct bkv_hsm *h);
+
+/*
+ * The code for a CKR_GENERAL_ERROR (or another failure) of a C_Decrypt or
+ * C_UnwrapKey with key: SoftHSM2 reports a bad GCM tag or RFC 5649 check as
+ * CKR_GENERAL_ERROR, but so does a broken token. The session and the key are
+ * probed (C_GetSessionInfo, C_GetAttributeValue(CKA_CLASS)); only if both
+ * answer is the data blamed (BKV_ERR_DECRYPT, message "<what> (<call>:
+ * CKR_...)"); otherwise BKV_ERR_HSM with a message saying the token is
+ * unhealthy. Other codes map through ckr.c.
+ */
+int hsm_fail_decrypt(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_RV rv,
+                     const char *op, const char *call, const char *what);
 
 /* C_GenerateRandom into out. */
 CK_RV hsm_random(struct bkv_hsm *h, CK_SESSION_HANDLE s, uint8_t *out, size_t n);
@@ -101,22 +142,51 @@ void hsm_create_lock(struct bkv_hsm *h);
 void hsm_create_unlock(struct bkv_hsm *h);
 
 /*
- * Realm internals (realm.c). hsm_realm_load finds the marker and the keys it
- * names and fills h's realm state (exclusive role or before h is shared).
- * hsm_realm_commit writes the marker for realm (the commit point of realm
- * creation and enrolment) and loads it.
+ * Realm internals (realm.c).
+ *
+ * hsm_realm_find reads the token without changing h: *found = 0 without a
+ * marker; else the decoded marker and the key objects it names, each found
+ * by class, label and id, and each the only object of its class with that
+ * label and the only one with that id (BKV_ERR_HSM_NO_KEY when missing,
+ * BKV_ERR_HSM when duplicated, BKV_ERR_HSM for two markers).
+ * hsm_realm_load does that and fills h's realm state (exclusive role or
+ * before h is shared); with expected (borrowed) non-NULL the marker must be
+ * that description and the keys must pass its check values, as after a
+ * re-login. hsm_realm_check runs the three key check values of r on the
+ * given key objects. hsm_realm_commit checks that the keys are found as
+ * above, then writes the marker for realm (neither modifiable nor
+ * destroyable: the commit point of realm creation and enrolment) and sets
+ * h's state.
  */
-int hsm_realm_load(struct bkv_hsm *h, CK_SESSION_HANDLE s, const char *op);
+struct hsm_realm_objects {
+    CK_OBJECT_HANDLE marker, seal, mac, hpke;
+};
+int hsm_realm_find(struct bkv_hsm *h, CK_SESSION_HANDLE s, int *found, struct bkv_hsm_realm *r,
+                   struct hsm_realm_objects *o, const char *op);
+int hsm_realm_load(struct bkv_hsm *h, CK_SESSION_HANDLE s, const struct bkv_hsm_realm *expected,
+                   const char *op);
+int hsm_realm_check(struct bkv_hsm *h, CK_SESSION_HANDLE s, const struct bkv_hsm_realm *r,
+                    CK_OBJECT_HANDLE seal, CK_OBJECT_HANDLE mac, CK_OBJECT_HANDLE hpke,
+                    const char *op);
+int hsm_realm_verify_locked(struct bkv_hsm *h, CK_SESSION_HANDLE s,
+                            const struct bkv_hsm_realm *pinned, const char *op);
 int hsm_realm_commit(struct bkv_hsm *h, CK_SESSION_HANDLE s, const struct bkv_hsm_realm *realm,
-                     const char *op);
+                     const struct hsm_realm_objects *keys, const char *op);
+
+/* The seal check value's AAD: HSM_KCV_SEAL_AAD_LABEL || realm_id. */
+void hsm_kcv_seal_aad(const uint8_t realm_id[static BKV_HSM_REALM_ID_LEN],
+                      uint8_t aad[static HSM_KCV_SEAL_AAD_LEN]);
 
 /*
  * The attribute template that every realm key of kind gets when it is
  * generated or unwrapped: token, private, sensitive, extractable only with a
- * trusted wrapping key, not copyable, not modifiable (except on unwrap, which
- * SoftHSM2 refuses), label and id, and the usage of its kind. The attributes
- * point into st and id (both must outlive the template). Returns the
- * attribute count (at most cap are written).
+ * trusted wrapping key, not copyable, label and id, the usage of its kind,
+ * CKA_ALLOWED_MECHANISMS with the one mechanism of its kind (CKM_AES_GCM,
+ * CKM_SHA256_HMAC, CKM_ECDH1_DERIVE), and, last, not modifiable: SoftHSM2
+ * applies a template in order and refuses any attribute after
+ * CKA_MODIFIABLE=false (CKR_ATTRIBUTE_READ_ONLY). The attributes point into
+ * st and id (both must outlive the template). Returns the attribute count
+ * (at most cap are written).
  */
 enum hsm_tmpl_use {
     HSM_TMPL_GENERATE,      /* C_GenerateKey: with class and key type */
@@ -127,6 +197,7 @@ struct hsm_tmpl_store {
     CK_OBJECT_CLASS cls;
     CK_KEY_TYPE type;
     CK_ULONG value_len;
+    CK_MECHANISM_TYPE mech;
     CK_BBOOL yes, no;
 };
 CK_ULONG hsm_realm_key_template(enum hsm_key_kind kind, enum hsm_tmpl_use use, const uint8_t *id,
@@ -167,6 +238,14 @@ int hsm_mac_with(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, c
 /* dh = x(sk * enc) with the private key object key, enc validated (decap.c). */
 int hsm_ecdh_x(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, const uint8_t *enc,
                size_t enc_len, uint8_t dh[static BKV_HPKE_DH_LEN], const char *op);
+
+/*
+ * Check that the private key object key belongs to pk (decap.c): a fresh
+ * software DHKEM encapsulation to pk and the HSM's decapsulation with key
+ * give the same shared secret. BKV_ERR_MAC (message naming what) if not.
+ */
+int hsm_hpke_check(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
+                   const uint8_t pk[static BKV_HPKE_P256_PK_LEN], const char *what, const char *op);
 
 /* The OPAQUE secrets' sealing AAD (secrets.c): label || realm_id. */
 #define HSM_OPAQUE_AAD_LABEL     "BKV-OPAQUE-SERVER-SECRETS-v1"

@@ -1,12 +1,15 @@
 /*
  * The HSM handle: module, token, lock, session pool, login, messages.
  *
- * Normal path of bkv_hsm_open: check the config, get the module (module.c),
- * find the slot whose token carries the label, take the token's lock file
- * (lock.c), read the user PIN file (pinfile.c), open the session pool,
+ * Normal path of bkv_hsm_open: check the config, take the token's lock file
+ * (lock.c), get the module (module.c), find the slot whose token carries the
+ * label, read the user PIN file (pinfile.c), open the session pool,
  * C_Login as user on one session (login state is per token and shared by all
- * sessions), check that the session really is a user session, then locate
- * the realm (realm.c) and remove any enrolment wrapping key still visible.
+ * sessions), check that the session really is a user session, remove any
+ * enrolment wrapping key still visible and any transport key left as a
+ * token object by an older bkv-admin, then locate the realm (realm.c) and,
+ * with a pinned realm, verify it. The lock directory is resolved with
+ * realpath(3) so that the lock does not depend on how it is spelled.
  * Failure modes: each step has its own code (see p11.h) and a message naming
  * the token and the call. CKR_TOKEN_NOT_RECOGNIZED / CKR_GENERAL_ERROR at
  * C_OpenSession or C_Login (SoftHSM2 2.6.1's start-up race, crypto.md §8)
@@ -16,11 +19,15 @@
  */
 #include "internal.h"
 
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "ckr.h"
 #include "lock.h"
@@ -208,6 +215,43 @@ int hsm_login_user(struct bkv_hsm *h, CK_SESSION_HANDLE s, const char *op)
     return BKV_OK;
 }
 
+void hsm_logged_out(struct bkv_hsm *h)
+{
+    h->logged_in = 0;
+    h->has_realm = 0;
+    h->marker = h->seal_key = h->mac_key = h->hpke_key = CK_INVALID_HANDLE;
+    /* C_Logout destroys private session objects: the transport private key. */
+    h->has_transport = 0;
+    h->transport_pub = h->transport_priv = CK_INVALID_HANDLE;
+}
+
+int hsm_fail_decrypt(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, CK_RV rv,
+                     const char *op, const char *call, const char *what)
+{
+    CK_OBJECT_CLASS cls;
+    CK_ATTRIBUTE a = {CKA_CLASS, &cls, sizeof(cls)};
+    CK_SESSION_INFO info;
+    CK_RV probe;
+
+    if (rv != CKR_GENERAL_ERROR && rv != CKR_ENCRYPTED_DATA_INVALID &&
+        rv != CKR_WRAPPED_KEY_INVALID)
+        return hsm_fail(h, bkv_hsm_ckr_to_err(rv), op, "%s: %s", call, bkv_hsm_ckr_name(rv));
+    if (rv == CKR_GENERAL_ERROR) {
+        /* SoftHSM2's answer to a bad tag, but also to a broken token: ask the token. */
+        probe = h->f->C_GetSessionInfo(s, &info);
+        if (probe == CKR_OK && info.state != CKS_RW_USER_FUNCTIONS)
+            probe = CKR_USER_NOT_LOGGED_IN;
+        if (probe == CKR_OK)
+            probe = h->f->C_GetAttributeValue(s, key, &a, 1);
+        if (probe != CKR_OK)
+            return hsm_fail(h, BKV_ERR_HSM, op,
+                            "%s: CKR_GENERAL_ERROR, and the token does not answer a health probe "
+                            "(%s): the HSM is unhealthy, not the data",
+                            call, bkv_hsm_ckr_name(probe));
+    }
+    return hsm_fail(h, BKV_ERR_DECRYPT, op, "%s (%s: %s)", what, call, bkv_hsm_ckr_name(rv));
+}
+
 /* --- open ------------------------------------------------------------------ */
 
 /* The slot whose token's label is h->label; lists the labels seen if none. */
@@ -248,7 +292,7 @@ static void close_sessions(struct bkv_hsm *h)
 {
     if (h->logged_in && h->nsessions > 0)
         h->f->C_Logout(h->sessions[0]);
-    h->logged_in = 0;
+    hsm_logged_out(h);
     for (size_t i = 0; i < h->nsessions; i++)
         h->f->C_CloseSession(h->sessions[i]);
     h->nsessions = 0;
@@ -304,27 +348,47 @@ static int start(struct bkv_hsm *h, size_t want, const uint8_t *pin, size_t pin_
     return hsm_fail_ckr(h, "open", call, rv);
 }
 
-/*
- * Destroy enrolment wrapping keys (CKA_ID HSM_ID_WRAPKEY) that an approval
- * left behind. Ours are session objects and die with their session; this is
- * defence in depth for modules that keep them longer.
- */
-static void sweep_wrapping_keys(struct bkv_hsm *h, CK_SESSION_HANDLE s)
+/* Destroy up to 16 objects matching t. */
+static void sweep(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_ATTRIBUTE *t, CK_ULONG n)
 {
-    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
-    CK_ATTRIBUTE t[2] = {
-        {CKA_CLASS, &cls, sizeof(cls)},
-        {CKA_ID, HSM_ID_WRAPKEY, sizeof(HSM_ID_WRAPKEY) - 1},
-    };
     CK_OBJECT_HANDLE o;
     CK_ULONG count;
 
     for (int i = 0; i < 16; i++) {
-        if (hsm_find(h, s, t, 2, &o, &count) != CKR_OK || count == 0)
+        if (hsm_find(h, s, t, n, &o, &count) != CKR_OK || count == 0)
             return;
         if (h->f->C_DestroyObject(s, o) != CKR_OK)
             return;
     }
+}
+
+/*
+ * Destroy enrolment wrapping keys (CKA_ID HSM_ID_WRAPKEY) that an approval
+ * left behind. Ours are session objects and die with their session; this is
+ * defence in depth for modules that keep them longer. Also destroy transport
+ * keys stored as token objects (CKA_TOKEN true, label HSM_LABEL_TRANSPORT):
+ * the two-step enrolment of earlier versions left one in the token, where
+ * any holder of the user PIN could derive the enrolment unwrapping key from
+ * it. Ours are session objects now (enrol.c).
+ */
+static void sweep_stale_keys(struct bkv_hsm *h, CK_SESSION_HANDLE s)
+{
+    CK_OBJECT_CLASS secret = CKO_SECRET_KEY, priv = CKO_PRIVATE_KEY, pub = CKO_PUBLIC_KEY;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE wrap[2] = {
+        {CKA_CLASS, &secret, sizeof(secret)},
+        {CKA_ID, HSM_ID_WRAPKEY, sizeof(HSM_ID_WRAPKEY) - 1},
+    };
+    CK_ATTRIBUTE transport[3] = {
+        {CKA_CLASS, &priv, sizeof(priv)},
+        {CKA_TOKEN, &yes, sizeof(yes)},
+        {CKA_LABEL, HSM_LABEL_TRANSPORT, sizeof(HSM_LABEL_TRANSPORT) - 1},
+    };
+
+    sweep(h, s, wrap, 2);
+    sweep(h, s, transport, 3);
+    transport[0].pValue = &pub;
+    sweep(h, s, transport, 3);
 }
 
 static int check_config(struct bkv_hsm *h, const struct bkv_hsm_config *cfg)
@@ -350,20 +414,51 @@ static int check_config(struct bkv_hsm *h, const struct bkv_hsm_config *cfg)
     return h->pin_file != NULL ? BKV_OK : BKV_ERR_NOMEM;
 }
 
-int hsm_lock_file(const struct bkv_hsm_config *cfg, const char *label, char *path, size_t cap)
+int hsm_lock_file(const struct bkv_hsm_config *cfg, const char *label, char *path, size_t cap,
+                  char *why, size_t why_cap)
 {
-    char dir[4096];
+    char dir[PATH_MAX], real[PATH_MAX];
     const char *slash;
+    struct stat st;
 
-    if (cfg->lock_dir != NULL)
-        snprintf(dir, sizeof(dir), "%s", cfg->lock_dir);
-    else if (cfg->softhsm_conf != NULL && (slash = strrchr(cfg->softhsm_conf, '/')) != NULL)
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg->softhsm_conf), cfg->softhsm_conf);
-    else if (cfg->softhsm_conf != NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "/tmp");
-    return bkv_hsm_lock_path(dir[0] != '\0' ? dir : "/", label, path, cap);
+    if (cfg->lock_dir != NULL) {
+        if (snprintf(dir, sizeof(dir), "%s", cfg->lock_dir) >= (int)sizeof(dir))
+            goto too_long;
+    } else if (cfg->softhsm_conf != NULL) {
+        slash = strrchr(cfg->softhsm_conf, '/');
+        if (slash == NULL)
+            snprintf(dir, sizeof(dir), ".");
+        else if (slash == cfg->softhsm_conf)
+            snprintf(dir, sizeof(dir), "/");
+        else if (snprintf(dir, sizeof(dir), "%.*s", (int)(slash - cfg->softhsm_conf),
+                          cfg->softhsm_conf) >= (int)sizeof(dir))
+            goto too_long;
+    } else {
+        snprintf(why, why_cap,
+                 "no lock directory: set lock_dir (a hardware HSM needs one) or softhsm_conf");
+        return BKV_ERR_INVALID;
+    }
+    if (realpath(dir, real) == NULL) {
+        snprintf(why, why_cap, "lock directory %.300s: %s", dir, strerror(errno));
+        return BKV_ERR_IO;
+    }
+    if (stat(real, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        snprintf(why, why_cap, "lock directory %.300s is not a directory", real);
+        return BKV_ERR_IO;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        snprintf(why, why_cap,
+                 "lock directory %.300s is owned by uid %lu with mode %04o: it must be ours "
+                 "(uid %lu) and not writable by group or others",
+                 real, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777),
+                 (unsigned long)geteuid());
+        return BKV_ERR_PERMISSION;
+    }
+    if (bkv_hsm_lock_path(real, label, path, cap) == BKV_OK)
+        return BKV_OK;
+too_long:
+    snprintf(why, why_cap, "lock directory path too long");
+    return BKV_ERR_LENGTH;
 }
 
 int bkv_hsm_open(const struct bkv_hsm_config *cfg, struct bkv_hsm **out, char *err, size_t err_cap)
@@ -388,6 +483,17 @@ int bkv_hsm_open(const struct bkv_hsm_config *cfg, struct bkv_hsm **out, char *e
     rc = check_config(h, cfg);
     if (rc != BKV_OK)
         goto fail;
+    /* The lock first: it is part of the configuration, and guards everything after. */
+    rc = hsm_lock_file(cfg, h->label, path, sizeof(path), why, sizeof(why));
+    if (rc != BKV_OK) {
+        hsm_fail(h, rc, "open", "%s", why);
+        goto fail;
+    }
+    rc = bkv_hsm_lock_acquire(path, &h->lock_fd, why, sizeof(why));
+    if (rc != BKV_OK) {
+        hsm_fail(h, rc, "open", "%s", why);
+        goto fail;
+    }
     rc = bkv_hsm_module_get(cfg->module_path, cfg->softhsm_conf, &h->mod, why, sizeof(why));
     if (rc != BKV_OK) {
         hsm_fail(h, rc, "open", "%s", why);
@@ -397,15 +503,6 @@ int bkv_hsm_open(const struct bkv_hsm_config *cfg, struct bkv_hsm **out, char *e
     rc = find_slot(h);
     if (rc != BKV_OK)
         goto fail;
-    if (hsm_lock_file(cfg, h->label, path, sizeof(path)) != BKV_OK) {
-        rc = hsm_fail(h, BKV_ERR_INVALID, "open", "lock directory path too long");
-        goto fail;
-    }
-    rc = bkv_hsm_lock_acquire(path, &h->lock_fd, why, sizeof(why));
-    if (rc != BKV_OK) {
-        hsm_fail(h, rc, "open", "%s", why);
-        goto fail;
-    }
     rc = bkv_hsm_pin_read(h->pin_file, pin, sizeof(pin), &pin_len, why, sizeof(why));
     if (rc != BKV_OK) {
         hsm_fail(h, rc, "open", "%s", why);
@@ -415,10 +512,15 @@ int bkv_hsm_open(const struct bkv_hsm_config *cfg, struct bkv_hsm **out, char *e
     bkv_wipe(pin, sizeof(pin));
     if (rc != BKV_OK)
         goto fail;
-    sweep_wrapping_keys(h, h->sessions[0]);
-    rc = hsm_realm_load(h, h->sessions[0], "open");
+    sweep_stale_keys(h, h->sessions[0]);
+    rc = hsm_realm_load(h, h->sessions[0], NULL, "open");
     if (rc != BKV_OK)
         goto fail;
+    if (cfg->realm != NULL && h->has_realm) {
+        rc = hsm_realm_verify_locked(h, h->sessions[0], cfg->realm, "open");
+        if (rc != BKV_OK)
+            goto fail;
+    }
     if (cfg->require_realm && !h->has_realm) {
         rc = hsm_fail(h, BKV_ERR_HSM_NOT_ENROLLED, "open",
                       "the token holds no realm yet: create one or enrol this node");

@@ -22,6 +22,8 @@
 
 #include <stddef.h>
 
+struct bkv_hsm_realm;
+
 #define BKV_HSM_ERRMSG_LEN       512
 #define BKV_HSM_LABEL_MAX        32 /* a PKCS#11 token label */
 #define BKV_HSM_MAX_SESSIONS     32
@@ -38,11 +40,24 @@ struct bkv_hsm_config {
      * it once), so every handle of a process must agree on it.
      */
     const char *softhsm_conf;
-    /* Directory of the lock file; NULL: the directory of softhsm_conf, else /tmp. */
+    /*
+     * Directory of the lock file; NULL: the directory of softhsm_conf. One
+     * of the two is required (a hardware HSM needs lock_dir). The lock file
+     * is named after the directory's real path, so every spelling of it
+     * gives the same lock; the directory must belong to us and not be
+     * writable by group or others.
+     */
     const char *lock_dir;
     unsigned sessions; /* session pool size; 0: BKV_HSM_DEFAULT_SESSIONS */
     /* 1: fail with BKV_ERR_HSM_NOT_ENROLLED unless the token holds a realm. */
     int require_realm;
+    /*
+     * The pinned realm description (the operator's realm.bin; borrowed for
+     * the call), or NULL. If the token holds a realm, open fails unless it is
+     * this one: see bkv_hsm_realm_verify (realm.h). Programs that run with a
+     * realm always pass it; only realm creation and enrolment open without.
+     */
+    const struct bkv_hsm_realm *realm;
 };
 
 struct bkv_hsm;
@@ -50,8 +65,11 @@ struct bkv_hsm;
 /*
  * Open the token of cfg and log in. On success *out is a handle owned by the
  * caller (bkv_hsm_close). If the token holds a realm its keys are located;
- * a realm marker without all of its keys fails with BKV_ERR_HSM_NO_KEY.
- * Errors: BKV_ERR_INVALID (bad config), BKV_ERR_HSM_MODULE (module missing
+ * a realm marker without all of its keys fails with BKV_ERR_HSM_NO_KEY, and
+ * with cfg->realm set the realm must be the pinned one (BKV_ERR_INVALID for
+ * another description, BKV_ERR_MAC for a substituted key).
+ * Errors: BKV_ERR_INVALID (bad config, no lock directory), BKV_ERR_PERMISSION
+ * (a lock directory others may write), BKV_ERR_HSM_MODULE (module missing
  * or not loadable), BKV_ERR_HSM_TOKEN (no token with that label),
  * BKV_ERR_HSM_LOCKED (another process or handle holds the token, or
  * CKR_PIN_LOCKED), BKV_ERR_PERMISSION / BKV_ERR_IO (PIN file),

@@ -1,8 +1,9 @@
 /*
  * Reading a PIN from a file.
  *
- * Normal path: open without following a symlink, fstat the open descriptor
- * (so the checks apply to the file actually read), require a regular file
+ * Normal path: open without following a symlink and without blocking (a
+ * FIFO must not hang us), fstat the open descriptor (so the checks apply to
+ * the file actually read), require a regular file
  * owned by our effective uid with no group/other permission bits, read at
  * most cap + 2 bytes, strip one trailing newline.
  * Failure modes: see pinfile.h. The PIN never appears in a message, and
@@ -33,7 +34,8 @@ int bkv_hsm_pin_read(const char *path, uint8_t *pin, size_t cap, size_t *pin_len
         snprintf(err, err_cap, "no PIN file configured");
         return BKV_ERR_INVALID;
     }
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOCTTY);
+    /* O_NONBLOCK: a FIFO planted at path must not hang us before the S_ISREG check. */
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) {
         snprintf(err, err_cap, "cannot open PIN file %s: %s", path, strerror(errno));
         return BKV_ERR_IO;

@@ -9,9 +9,10 @@
  * (the cached realm key, else a search of the token), then C_DecryptInit /
  * C_Decrypt into a buffer large enough for SoftHSM2's size check.
  * Failure modes: see seal.h. SoftHSM2 reports a bad GCM tag as
- * CKR_GENERAL_ERROR (crypto.md §8); after C_Decrypt that code, and
- * CKR_ENCRYPTED_DATA_INVALID, mean BKV_ERR_DECRYPT. Plaintext buffers are
- * wiped on failure.
+ * CKR_GENERAL_ERROR (crypto.md §8); after C_Decrypt that code means
+ * BKV_ERR_DECRYPT only if the session and the key still answer a probe
+ * (hsm_fail_decrypt), else BKV_ERR_HSM; CKR_ENCRYPTED_DATA_INVALID means
+ * BKV_ERR_DECRYPT. Plaintext buffers are wiped on failure.
  */
 #include "seal.h"
 
@@ -171,15 +172,9 @@ int hsm_unseal_with(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key
     }
     got = body_len;
     rv = h->f->C_Decrypt(s, (CK_BYTE *)in + BKV_HSM_SEAL_HEADER_LEN, body_len, dst, &got);
-    if (rv == CKR_GENERAL_ERROR || rv == CKR_ENCRYPTED_DATA_INVALID) {
-        rc = hsm_fail(h, BKV_ERR_DECRYPT, op,
-                      "sealed blob does not authenticate (wrong AAD or altered bytes; C_Decrypt: "
-                      "%s)",
-                      rv == CKR_GENERAL_ERROR ? "CKR_GENERAL_ERROR" : "CKR_ENCRYPTED_DATA_INVALID");
-        goto out;
-    }
     if (rv != CKR_OK) {
-        rc = hsm_fail_ckr(h, op, "C_Decrypt", rv);
+        rc = hsm_fail_decrypt(h, s, key, rv, op, "C_Decrypt",
+                              "sealed blob does not authenticate (wrong AAD or altered bytes)");
         goto out;
     }
     if (got != pt_len) {

@@ -3,11 +3,14 @@
  *
  * Normal path: bkv_hsm_node_dir_create makes the node directory, the token
  * directory and a SoftHSM2 configuration that points at it (file object
- * store, errors only in syslog). bkv_hsm_token_init gets the module with
- * that configuration, refuses a label already in use, takes the label's lock
- * file, reads both PIN files, C_InitToken on a free slot, finds the new token
- * again by label (SoftHSM2 gives it a new slot id), logs in as SO on a
- * read-write session, C_InitPIN, logs out.
+ * store, errors only in syslog); both directories, new or existing, must be
+ * real directories (not symlinks) owned by us and not writable by group or
+ * others. bkv_hsm_token_init gets the module with that configuration, takes
+ * the label's lock file (before looking at the slots, so that two processes
+ * cannot both find the label free), refuses a label already in use, reads
+ * both PIN files, C_InitToken on a free slot, finds the new token again by
+ * label (SoftHSM2 gives it a new slot id), logs in as SO on a read-write
+ * session, C_InitPIN, logs out.
  * Failure modes: see token.h; every message names the token and the call.
  * PINs are wiped on every path; nothing is logged.
  */
@@ -28,16 +31,34 @@
 #include "proto/err.h"
 #include "proto/util.h"
 
+/* Make path (0700) or reuse it if it is a safe directory: ours, no symlink, no group/other write.
+ */
 static int make_dir(const char *path, char *err, size_t err_cap)
 {
     struct stat st;
 
-    if (mkdir(path, 0700) == 0)
-        return BKV_OK;
-    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-        return BKV_OK;
-    snprintf(err, err_cap, "hsm: create node directory %s: %s", path, strerror(errno));
-    return BKV_ERR_IO;
+    if (mkdir(path, 0700) != 0 && errno != EEXIST) {
+        snprintf(err, err_cap, "hsm: create node directory %s: %s", path, strerror(errno));
+        return BKV_ERR_IO;
+    }
+    if (lstat(path, &st) != 0) {
+        snprintf(err, err_cap, "hsm: create node directory %s: %s", path, strerror(errno));
+        return BKV_ERR_IO;
+    }
+    if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+        snprintf(err, err_cap, "hsm: create node directory: %s is %s, not a directory", path,
+                 S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+        return BKV_ERR_INVALID;
+    }
+    if (st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+        snprintf(err, err_cap,
+                 "hsm: create node directory: %s is owned by uid %lu with mode %04o; it must be "
+                 "owned by this user (uid %lu) and not writable by group or others (chmod 700)",
+                 path, (unsigned long)st.st_uid, (unsigned)(st.st_mode & 07777),
+                 (unsigned long)geteuid());
+        return BKV_ERR_PERMISSION;
+    }
+    return BKV_OK;
 }
 
 static int write_conf(const char *path, const char *text, char *err, size_t err_cap)
@@ -150,7 +171,12 @@ static CK_RV scan_slots(CK_FUNCTION_LIST *f, const char *label, CK_SLOT_ID *foun
     *has_found = *has_free = 0;
     memset(padded, ' ', sizeof(padded));
     memcpy(padded, label, strlen(label));
-    rv = f->C_GetSlotList(CK_TRUE, slots, &n);
+    /* The size query first: SoftHSM2 adds a fresh uninitialised slot only then. */
+    rv = f->C_GetSlotList(CK_TRUE, NULL, &n);
+    if (rv == CKR_OK) {
+        n = 64;
+        rv = f->C_GetSlotList(CK_TRUE, slots, &n);
+    }
     if (rv != CKR_OK)
         return rv;
     for (CK_ULONG i = 0; i < n; i++) {
@@ -210,6 +236,14 @@ int bkv_hsm_token_init(const struct bkv_hsm_config *cfg, const char *so_pin_file
     rc = bkv_hsm_module_get(cfg->module_path, cfg->softhsm_conf, &in.mod, why, sizeof(why));
     if (rc != BKV_OK)
         return init_fail(&in, rc, why);
+    /* The lock first: two processes must not both find the label free. */
+    rc = hsm_lock_file(cfg, in.label, path, sizeof(path), why, sizeof(why));
+    if (rc == BKV_OK)
+        rc = bkv_hsm_lock_acquire(path, &in.lock_fd, why, sizeof(why));
+    if (rc != BKV_OK) {
+        init_fail(&in, rc, why);
+        goto out;
+    }
     rv = scan_slots(in.mod->f, in.label, &found, &has_found, &free_slot, &has_free);
     if (rv != CKR_OK) {
         rc = init_ckr(&in, "C_GetSlotList", rv);
@@ -223,15 +257,6 @@ int bkv_hsm_token_init(const struct bkv_hsm_config *cfg, const char *so_pin_file
     }
     if (!has_free) {
         rc = init_fail(&in, BKV_ERR_HSM_TOKEN, "the module has no free slot");
-        goto out;
-    }
-    if (hsm_lock_file(cfg, in.label, path, sizeof(path)) != BKV_OK) {
-        rc = init_fail(&in, BKV_ERR_INVALID, "lock directory path too long");
-        goto out;
-    }
-    rc = bkv_hsm_lock_acquire(path, &in.lock_fd, why, sizeof(why));
-    if (rc != BKV_OK) {
-        init_fail(&in, rc, why);
         goto out;
     }
     rc = bkv_hsm_pin_read(so_pin_file, in.so_pin, sizeof(in.so_pin), &in.so_len, why, sizeof(why));

@@ -24,7 +24,9 @@
  *   directories.tokendir = <dir>/tokens
  *   objectstore.backend = file
  *   log.level = ERROR
- * dir must be an absolute path. Existing directories are reused; an existing
+ * dir must be an absolute path. Existing directories are reused if they are
+ * real directories (BKV_ERR_INVALID for a symlink or a file) owned by this
+ * user and not writable by group or others (BKV_ERR_PERMISSION); an existing
  * conf with other content is refused (BKV_ERR_INVALID). BKV_ERR_IO for file
  * system errors. err (capacity err_cap) receives the reason on failure. The
  * conf's path is written to conf_out (capacity conf_cap) when not NULL.

@@ -6,15 +6,25 @@
  *
  * Every command prints what it did, or one error line that says what failed
  * and what to do. Exit status: 0 done, 1 failed, 2 usage error. PINs are read
- * from files only (never argv), and no secret is ever printed.
+ * from files only (never argv), no secret is ever printed, and core dumps
+ * are off from the first line of main. Every command that works with a
+ * realm opens the token with the pinned description (--realm), so a token
+ * whose realm marker or keys were replaced is refused. The new node's side
+ * of enrolment is one process ("enrol join"): its transport key is a session
+ * object that exists only in that process, from the request to the accept.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
 
 #include "hsm/codec.h"
 #include "hsm/decap.h"
@@ -29,13 +39,16 @@
 #include "proto/hpke.h"
 #include "proto/util.h"
 
-#define REALM_FILE   "realm.bin"
-#define SECRETS_FILE "opaque-secrets.sealed"
-#define MAX_FILE     (1u << 20)
+#define REALM_FILE       "realm.bin"
+#define SECRETS_FILE     "opaque-secrets.sealed"
+#define MAX_FILE         (1u << 20)
+#define JOIN_TIMEOUT     900L /* seconds enrol join waits for the blob by default */
+#define JOIN_TIMEOUT_MAX 86400L
 
 struct opts {
-    const char *node_dir, *module, *token, *pin_file, *so_pin_file;
-    const char *out, *realm, *request, *fingerprint, *blob, *account;
+    const char *node_dir, *module, *token, *pin_file, *so_pin_file, *lock_dir;
+    const char *out, *realm, *request, *request_out, *fingerprint, *blob, *account;
+    long timeout;
 };
 
 static const char *prog = "bkv-admin";
@@ -53,19 +66,23 @@ static const char usage_text[] =
     "  token init      provision this node's token: --node-dir --token --pin-file --so-pin-file\n"
     "  realm create    create the realm in the first node's HSM: HSM options, --out DIR\n"
     "  realm show      print a realm description: --realm DIR\n"
-    "  enrol request   new node: make its transport key, print the fingerprint:\n"
-    "                  HSM options, --out FILE\n"
+    "  enrol join      new node, one process from request to accept: make a transport key\n"
+    "                  that lives only in this process, write the request, print its\n"
+    "                  fingerprint, wait for the blob, take in the realm keys, exit:\n"
+    "                  HSM options, --request-out FILE --blob FILE --realm DIR\n"
+    "                  [--timeout SECONDS, default 900]\n"
     "  enrol approve   existing member: wrap the realm keys to an approved request:\n"
     "                  HSM options, --so-pin-file --request FILE --fingerprint TEXT\n"
     "                  --realm DIR --out BLOB\n"
-    "  enrol accept    new node: take in the realm keys: HSM options, --blob BLOB --realm DIR\n"
-    "  hsm status      what the token holds: HSM options\n"
+    "  hsm status      what the token holds: HSM options [--realm DIR to verify it]\n"
     "  hsm check       prove the realm works in this HSM: HSM options, --realm DIR\n"
     "                  [--account ID]\n"
     "\n"
     "HSM options:\n"
     "  --node-dir DIR     the node's HSM directory (softhsm2.conf, tokens/, lock file)\n"
     "  --module PATH      PKCS#11 module (default: Debian's SoftHSM2)\n"
+    "  --lock-dir DIR     directory of the token's lock file (default: --node-dir;\n"
+    "                     required for a hardware HSM)\n"
     "  --token LABEL      token label, for example node-1\n"
     "  --pin-file FILE    file with the user PIN, mode 0600\n"
     "  --so-pin-file FILE file with the security officer PIN, mode 0600\n"
@@ -85,10 +102,12 @@ static void hsm_config(const struct opts *o, struct bkv_hsm_config *cfg, char *c
     cfg->module_path = o->module;
     cfg->token_label = o->token;
     cfg->pin_file = o->pin_file;
+    cfg->lock_dir = o->lock_dir;
     if (o->node_dir != NULL) {
         snprintf(conf, cap, "%s/%s", o->node_dir, BKV_HSM_CONF_NAME);
         cfg->softhsm_conf = conf;
-        cfg->lock_dir = o->node_dir;
+        if (cfg->lock_dir == NULL)
+            cfg->lock_dir = o->node_dir;
     }
 }
 
@@ -101,7 +120,9 @@ static int need(const char *value, const char *name)
     return 1;
 }
 
-static int open_hsm(const struct opts *o, int require_realm, struct bkv_hsm **h)
+/* Open the token; with pinned (borrowed) set, only if it holds exactly that realm. */
+static int open_hsm(const struct opts *o, int require_realm, const struct bkv_hsm_realm *pinned,
+                    struct bkv_hsm **h)
 {
     struct bkv_hsm_config cfg;
     char conf[4096], err[BKV_HSM_ERRMSG_LEN] = "";
@@ -117,13 +138,19 @@ static int open_hsm(const struct opts *o, int require_realm, struct bkv_hsm **h)
         return BKV_ERR_HSM_TOKEN;
     }
     cfg.require_realm = require_realm;
+    cfg.realm = pinned;
     rc = bkv_hsm_open(&cfg, h, err, sizeof(err));
     if (rc != BKV_OK) {
         fail("open HSM", rc, err);
         if (rc == BKV_ERR_HSM_NOT_ENROLLED)
             fprintf(stderr,
-                    "%s: enrol this node first: bkv-admin enrol request, then approve "
-                    "on a member, then enrol accept\n",
+                    "%s: enrol this node first: run bkv-admin enrol join on it and "
+                    "bkv-admin enrol approve on a member\n",
+                    prog);
+        else if (pinned != NULL && (rc == BKV_ERR_INVALID || rc == BKV_ERR_MAC))
+            fprintf(stderr,
+                    "%s: this token does not hold the realm of --realm as it was created; do "
+                    "not use it: re-provision the node and enrol it again\n",
                     prog);
     }
     return rc;
@@ -204,18 +231,60 @@ static int cmd_token_init(const struct opts *o)
         return 1;
     }
     printf("token \"%s\" initialised in %s\n", o->token, o->node_dir);
-    printf("next: bkv-admin realm create (first node) or bkv-admin enrol request (new node)\n");
+    printf("next: bkv-admin realm create (first node) or bkv-admin enrol join (new node)\n");
     return 0;
+}
+
+/* Print data (public) as a here-document an operator can paste to recreate path. */
+static void print_recovery(const char *path, const uint8_t *data, size_t len)
+{
+    unsigned char line[80];
+
+    fprintf(stderr, "  base64 -d > '%s' <<'EOF'\n", path);
+    for (size_t off = 0; off < len; off += 57) {
+        size_t n = len - off < 57 ? len - off : 57;
+        EVP_EncodeBlock(line, data + off, (int)n);
+        fprintf(stderr, "  %s\n", line);
+    }
+    fprintf(stderr, "  EOF\n");
+}
+
+/*
+ * After the realm exists in the token, a file could not be written: say
+ * exactly how to recover. Both files are public (the secrets are sealed by
+ * the realm key), so their content is printed for the operator to save.
+ */
+static void realm_write_failed(const struct opts *o, const struct bkv_file_new *failed,
+                               const char *secrets_path, const uint8_t *secrets, size_t secrets_len,
+                               const char *realm_path, const uint8_t *enc, size_t enc_len,
+                               int secrets_written)
+{
+    fprintf(stderr,
+            "%s: the realm now exists in token \"%s\", but %s was not written.\n"
+            "%s: recover by saving the missing file%s (public content) from here:\n",
+            prog, o->token, secrets_written ? realm_path : secrets_path, prog,
+            secrets_written ? "" : "s");
+    if (failed->kept && failed->tmp[0] != '\0')
+        fprintf(stderr, "  # its content is complete in %s: mv it there, or\n", failed->tmp);
+    if (!secrets_written)
+        print_recovery(secrets_path, secrets, secrets_len);
+    print_recovery(realm_path, enc, enc_len);
+    fprintf(stderr,
+            "%s: then check with: bkv-admin hsm check ... --realm %s\n"
+            "%s: or start over: no other node holds this realm yet, so provision a new token "
+            "(bkv-admin token init with a new --node-dir) and run realm create again\n",
+            prog, o->out, prog);
 }
 
 static int cmd_realm_create(const struct opts *o)
 {
     struct bkv_hsm *h = NULL;
     struct bkv_hsm_realm realm;
+    struct bkv_file_new sec_file, realm_file;
     uint8_t enc[BKV_HSM_REALM_ENCODED_LEN], *secrets = NULL;
     size_t secrets_len = 0;
-    char path[4096], err[512] = "";
-    int rc, status = 1;
+    char sec_path[4096], realm_path[4096], err[1024] = "";
+    int rc, status = 1, reserved = 0;
 
     if (!need(o->out, "--out"))
         return 2;
@@ -223,22 +292,44 @@ static int cmd_realm_create(const struct opts *o)
         fprintf(stderr, "%s: create %s: %s\n", prog, o->out, strerror(errno));
         return 1;
     }
-    if (open_hsm(o, 0, &h) != BKV_OK)
+    path_join(sec_path, sizeof(sec_path), o->out, SECRETS_FILE);
+    path_join(realm_path, sizeof(realm_path), o->out, REALM_FILE);
+    /* Both outputs must be possible before anything irreversible happens in the token. */
+    rc = bkv_file_new_open(&sec_file, sec_path, 0600, 1, err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("prepare the realm directory", rc, err);
         return 1;
+    }
+    rc = bkv_file_new_open(&realm_file, realm_path, 0644, 1, err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("prepare the realm directory", rc, err);
+        bkv_file_new_abort(&sec_file);
+        return 1;
+    }
+    reserved = 1;
+    if (open_hsm(o, 0, NULL, &h) != BKV_OK)
+        goto out;
     rc = bkv_hsm_realm_create(h, &realm, &secrets, &secrets_len);
     if (rc != BKV_OK) {
         fail("create realm", rc, bkv_hsm_errmsg(h));
         goto out;
     }
     bkv_hsm_realm_encode(&realm, enc);
-    path_join(path, sizeof(path), o->out, REALM_FILE);
-    rc = bkv_file_write(path, enc, sizeof(enc), 0644, 1, err, sizeof(err));
-    if (rc == BKV_OK) {
-        path_join(path, sizeof(path), o->out, SECRETS_FILE);
-        rc = bkv_file_write(path, secrets, secrets_len, 0600, 1, err, sizeof(err));
-    }
+    /* The sealed secrets first: they exist nowhere else. */
+    reserved = 0;
+    rc = bkv_file_new_commit(&sec_file, secrets, secrets_len, err, sizeof(err));
     if (rc != BKV_OK) {
-        fail("write realm", rc, err);
+        fail("write sealed OPAQUE secrets", rc, err);
+        bkv_file_new_abort(&realm_file);
+        realm_write_failed(o, &sec_file, sec_path, secrets, secrets_len, realm_path, enc,
+                           sizeof(enc), 0);
+        goto out;
+    }
+    rc = bkv_file_new_commit(&realm_file, enc, sizeof(enc), err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("write realm description", rc, err);
+        realm_write_failed(o, &realm_file, sec_path, secrets, secrets_len, realm_path, enc,
+                           sizeof(enc), 1);
         goto out;
     }
     printf("realm created in token \"%s\"; description and sealed secrets in %s\n", o->token,
@@ -246,6 +337,10 @@ static int cmd_realm_create(const struct opts *o)
     print_realm(&realm);
     status = 0;
 out:
+    if (reserved) {
+        bkv_file_new_abort(&sec_file);
+        bkv_file_new_abort(&realm_file);
+    }
     free(secrets);
     bkv_hsm_close(h);
     return status;
@@ -263,14 +358,59 @@ static int cmd_realm_show(const struct opts *o)
     return 0;
 }
 
-static int cmd_enrol_request(const struct opts *o)
+/*
+ * Wait until path is a non-empty regular file whose size did not change over
+ * one nap (the approver writes it atomically, but an operator may copy it
+ * in), or until timeout_s seconds have passed (BKV_ERR_LIMIT). Polling with
+ * short naps is fine here: a person is on the other end.
+ */
+static int wait_for_file(const char *path, long timeout_s)
+{
+    struct timespec start, now, nap = {0, 200 * 1000 * 1000L};
+    off_t last = -1;
+
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        struct stat st;
+        if (stat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+            if (st.st_size == last)
+                return BKV_OK;
+            last = st.st_size;
+        } else {
+            last = -1;
+        }
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (now.tv_sec - start.tv_sec >= timeout_s)
+            return BKV_ERR_LIMIT;
+        nanosleep(&nap, NULL);
+    }
+}
+
+static int cmd_enrol_join(const struct opts *o)
 {
     struct bkv_hsm *h = NULL;
     struct bkv_hsm_transport t;
-    char hex[2 * BKV_HPKE_P256_PK_LEN + 2], err[512] = "";
+    struct bkv_hsm_realm pinned, got;
+    uint8_t *blob = NULL, *secrets = NULL;
+    size_t blob_len = 0, secrets_len = 0, n;
+    char hex[2 * BKV_HPKE_P256_PK_LEN + 2], err[1024] = "";
+    long timeout = o->timeout > 0 ? o->timeout : JOIN_TIMEOUT;
+    struct stat st;
     int rc, status = 1;
 
-    if (open_hsm(o, 0, &h) != BKV_OK)
+    if (!need(o->request_out, "--request-out") || !need(o->blob, "--blob") ||
+        !need(o->realm, "--realm"))
+        return 2;
+    if (load_realm(o->realm, &pinned, NULL, NULL) != BKV_OK)
+        return 1;
+    if (lstat(o->blob, &st) == 0) {
+        fprintf(stderr,
+                "%s: %s already exists: remove it first (a blob from an earlier run is useless: "
+                "its transport key died with that process)\n",
+                prog, o->blob);
+        return 1;
+    }
+    if (open_hsm(o, 0, NULL, &h) != BKV_OK)
         return 1;
     rc = bkv_hsm_enrol_request(h, &t);
     if (rc != BKV_OK) {
@@ -278,22 +418,48 @@ static int cmd_enrol_request(const struct opts *o)
         goto out;
     }
     bkv_hex_encode(t.pk, sizeof(t.pk), hex);
-    if (o->out != NULL) {
-        size_t n = strlen(hex);
-        hex[n] = '\n';
-        rc = bkv_file_write(o->out, (const uint8_t *)hex, n + 1, 0644, 0, err, sizeof(err));
-        hex[n] = '\0';
-        if (rc != BKV_OK) {
-            fail("write request", rc, err);
-            goto out;
-        }
+    n = strlen(hex);
+    hex[n] = '\n';
+    rc = bkv_file_write(o->request_out, (const uint8_t *)hex, n + 1, 0644, 0, err, sizeof(err));
+    hex[n] = '\0';
+    if (rc != BKV_OK) {
+        fail("write request", rc, err);
+        goto out;
     }
     printf("transport public key:  %s\n", hex);
     printf("fingerprint:           %s\n", t.text);
-    printf("next: an operator on a realm member compares this fingerprint over a trusted\n"
-           "channel and runs bkv-admin enrol approve with it\n");
+    printf("request written to %s. Next: an operator on a realm member compares this\n"
+           "fingerprint over a trusted channel, runs bkv-admin enrol approve with it, and\n"
+           "puts the blob at %s. The transport key exists only in this process:\n"
+           "if it ends, start again.\n",
+           o->request_out, o->blob);
+    printf("waiting for %s (up to %ld s)\n", o->blob, timeout);
+    fflush(stdout);
+    rc = wait_for_file(o->blob, timeout);
+    if (rc != BKV_OK) {
+        snprintf(err, sizeof(err),
+                 "no enrolment blob at %.300s after %ld s; the transport key is gone with this "
+                 "process: run enrol join again",
+                 o->blob, timeout);
+        fail("enrol", rc, err);
+        goto out;
+    }
+    rc = bkv_file_read(o->blob, MAX_FILE, &blob, &blob_len, err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("read enrolment blob", rc, err);
+        goto out;
+    }
+    rc = bkv_hsm_enrol_accept(h, &pinned, blob, blob_len, &got, &secrets, &secrets_len);
+    if (rc != BKV_OK) {
+        fail("accept", rc, bkv_hsm_errmsg(h));
+        goto out;
+    }
+    printf("enrolled: token \"%s\" now holds the realm keys\n", o->token);
+    print_realm(&got);
     status = 0;
 out:
+    free(secrets);
+    free(blob);
     bkv_hsm_close(h);
     return status;
 }
@@ -323,11 +489,11 @@ static int read_request(const char *path, uint8_t pk[static BKV_HPKE_P256_PK_LEN
 static int cmd_enrol_approve(const struct opts *o)
 {
     struct bkv_hsm *h = NULL;
-    struct bkv_hsm_realm realm, mine;
+    struct bkv_hsm_realm realm;
     uint8_t pk[BKV_HPKE_P256_PK_LEN], fp[BKV_HSM_FINGERPRINT_LEN];
     uint8_t *secrets = NULL, *blob = NULL;
     size_t secrets_len = 0, blob_len = 0;
-    char err[512] = "";
+    char err[1024] = "";
     int rc, status = 1;
 
     if (!need(o->so_pin_file, "--so-pin-file") || !need(o->request, "--request") ||
@@ -341,14 +507,9 @@ static int cmd_enrol_approve(const struct opts *o)
     if (read_request(o->request, pk) != BKV_OK ||
         load_realm(o->realm, &realm, &secrets, &secrets_len) != BKV_OK)
         goto out;
-    if (open_hsm(o, 1, &h) != BKV_OK)
+    /* The token must hold exactly the pinned realm, keys checked, before anything is wrapped. */
+    if (open_hsm(o, 1, &realm, &h) != BKV_OK)
         goto out;
-    if ((rc = bkv_hsm_realm_get(h, &mine)) != BKV_OK ||
-        !bkv_ct_equal(mine.realm_id, realm.realm_id, sizeof(realm.realm_id))) {
-        fail("approve", rc != BKV_OK ? rc : BKV_ERR_INVALID,
-             rc != BKV_OK ? bkv_hsm_errmsg(h) : "this HSM belongs to another realm than --realm");
-        goto out;
-    }
     rc = bkv_hsm_enrol_approve(h, o->so_pin_file, pk, fp, secrets, secrets_len, &blob, &blob_len);
     if (rc != BKV_OK) {
         fail("approve", rc, bkv_hsm_errmsg(h));
@@ -367,60 +528,11 @@ static int cmd_enrol_approve(const struct opts *o)
     printf("approved: realm keys wrapped to the transport key with fingerprint\n  %s\n",
            o->fingerprint);
     printf("enrolment blob: %s (%zu bytes; no key in the clear)\n", o->out, blob_len);
-    printf("next: copy it to the new node and run bkv-admin enrol accept\n");
+    printf("next: put it where the new node's bkv-admin enrol join is waiting for it\n");
     status = 0;
 out:
     free(blob);
     free(secrets);
-    bkv_hsm_close(h);
-    return status;
-}
-
-static int cmd_enrol_accept(const struct opts *o)
-{
-    struct bkv_hsm *h = NULL;
-    struct bkv_hsm_realm pinned, got;
-    uint8_t *blob = NULL, *secrets = NULL;
-    size_t blob_len = 0, secrets_len = 0;
-    char err[512] = "";
-    int rc, status = 1;
-
-    if (!need(o->blob, "--blob") || !need(o->realm, "--realm"))
-        return 2;
-    if (load_realm(o->realm, &pinned, NULL, NULL) != BKV_OK)
-        return 1;
-    rc = bkv_file_read(o->blob, MAX_FILE, &blob, &blob_len, err, sizeof(err));
-    if (rc != BKV_OK) {
-        fail("read enrolment blob", rc, err);
-        return 1;
-    }
-    /* The blob must be for the realm the operator pinned, checked before any key moves. */
-    {
-        struct bkv_hsm_enrol_blob b;
-        rc = bkv_hsm_enrol_blob_decode(blob, blob_len, &b);
-        if (rc != BKV_OK) {
-            fail("read enrolment blob", rc, "malformed");
-            goto out;
-        }
-        if (!bkv_ct_equal(b.realm_id, pinned.realm_id, sizeof(pinned.realm_id)) ||
-            !bkv_ct_equal(b.hpke_pk, pinned.hpke_pk, sizeof(pinned.hpke_pk))) {
-            fail("accept", BKV_ERR_HSM_NOT_APPROVED, "the blob is for another realm than --realm");
-            goto out;
-        }
-    }
-    if (open_hsm(o, 0, &h) != BKV_OK)
-        goto out;
-    rc = bkv_hsm_enrol_accept(h, blob, blob_len, &got, &secrets, &secrets_len);
-    if (rc != BKV_OK) {
-        fail("accept", rc, bkv_hsm_errmsg(h));
-        goto out;
-    }
-    printf("enrolled: token \"%s\" now holds the realm keys\n", o->token);
-    print_realm(&got);
-    status = 0;
-out:
-    free(secrets);
-    free(blob);
     bkv_hsm_close(h);
     return status;
 }
@@ -428,19 +540,26 @@ out:
 static int cmd_hsm_status(const struct opts *o)
 {
     struct bkv_hsm *h = NULL;
-    struct bkv_hsm_realm realm;
+    struct bkv_hsm_realm realm, pinned;
     int rc;
 
-    if (open_hsm(o, 0, &h) != BKV_OK)
+    if (o->realm != NULL && load_realm(o->realm, &pinned, NULL, NULL) != BKV_OK)
+        return 1;
+    if (open_hsm(o, 0, o->realm != NULL ? &pinned : NULL, &h) != BKV_OK)
         return 1;
     printf("token:                     %s (open, logged in)\n", bkv_hsm_label(h));
     rc = bkv_hsm_realm_get(h, &realm);
-    if (rc == BKV_ERR_HSM_NOT_ENROLLED)
+    if (rc == BKV_ERR_HSM_NOT_ENROLLED) {
         printf("realm:                     none (not enrolled)\n");
-    else if (rc != BKV_OK)
+        rc = BKV_OK;
+    } else if (rc != BKV_OK) {
         fail("read realm", rc, bkv_hsm_errmsg(h));
-    else
+    } else {
         print_realm(&realm);
+        printf("%-26s %s\n", "matches --realm:",
+               o->realm != NULL ? "yes (description and key check values)"
+                                : "not checked (give --realm to check)");
+    }
     bkv_hsm_close(h);
     return rc == BKV_OK ? 0 : 1;
 }
@@ -473,7 +592,7 @@ out:
 static int cmd_hsm_check(const struct opts *o)
 {
     struct bkv_hsm *h = NULL;
-    struct bkv_hsm_realm pinned, mine;
+    struct bkv_hsm_realm pinned;
     struct bkv_opaque_server_keys *keys = NULL;
     uint8_t *secrets = NULL, mac[BKV_HSM_MAC_LEN];
     size_t secrets_len = 0;
@@ -483,17 +602,10 @@ static int cmd_hsm_check(const struct opts *o)
         return 2;
     if (load_realm(o->realm, &pinned, &secrets, &secrets_len) != BKV_OK)
         goto out;
-    if (open_hsm(o, 1, &h) != BKV_OK)
+    /* Open verifies the description and the key check values against --realm. */
+    if (open_hsm(o, 1, &pinned, &h) != BKV_OK)
         goto out;
-    if ((rc = bkv_hsm_realm_get(h, &mine)) != BKV_OK) {
-        fail("read realm", rc, bkv_hsm_errmsg(h));
-        goto out;
-    }
-    if (memcmp(&mine, &pinned, sizeof(mine)) != 0) {
-        fail("check", BKV_ERR_INVALID, "this HSM holds another realm than --realm");
-        goto out;
-    }
-    printf("realm id matches:          yes\n");
+    printf("realm matches --realm:     yes (description and key check values)\n");
     rc = bkv_hsm_opaque_load(h, secrets, secrets_len, &keys);
     if (rc != BKV_OK) {
         fail("unseal OPAQUE secrets", rc, bkv_hsm_errmsg(h));
@@ -526,6 +638,18 @@ out:
     return status;
 }
 
+/* The two-step ceremony of earlier versions left a derivable transport key in the token. */
+static int cmd_enrol_replaced(const struct opts *o)
+{
+    (void)o;
+    fprintf(stderr,
+            "%s: enrol request and enrol accept were replaced by enrol join: one process makes "
+            "the transport key, waits for the blob and accepts it, so the key never exists "
+            "outside that process (see --help)\n",
+            prog);
+    return 2;
+}
+
 struct command {
     const char *group, *name;
     int (*run)(const struct opts *o);
@@ -533,10 +657,19 @@ struct command {
 
 static const struct command commands[] = {
     {"token", "init", cmd_token_init},       {"realm", "create", cmd_realm_create},
-    {"realm", "show", cmd_realm_show},       {"enrol", "request", cmd_enrol_request},
-    {"enrol", "approve", cmd_enrol_approve}, {"enrol", "accept", cmd_enrol_accept},
-    {"hsm", "status", cmd_hsm_status},       {"hsm", "check", cmd_hsm_check},
+    {"realm", "show", cmd_realm_show},       {"enrol", "join", cmd_enrol_join},
+    {"enrol", "approve", cmd_enrol_approve}, {"hsm", "status", cmd_hsm_status},
+    {"hsm", "check", cmd_hsm_check},         {"enrol", "request", cmd_enrol_replaced},
+    {"enrol", "accept", cmd_enrol_replaced},
 };
+
+/* No core dump may ever hold a PIN or an unsealed secret. */
+static int no_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && setrlimit(RLIMIT_CORE, &none) == 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -552,13 +685,21 @@ int main(int argc, char **argv)
         {"fingerprint", required_argument, NULL, 'f'},
         {"blob", required_argument, NULL, 'b'},
         {"account", required_argument, NULL, 'a'},
+        {"request-out", required_argument, NULL, 'Q'},
+        {"timeout", required_argument, NULL, 'T'},
+        {"lock-dir", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct opts o = {0};
     static char cwd[2048], node_dir[4096];
+    char *end;
     int c;
 
+    if (!no_core_dumps()) {
+        fprintf(stderr, "%s: cannot disable core dumps: %s\n", prog, strerror(errno));
+        return 1;
+    }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
         return usage(stdout, 0);
     if (argc < 3)
@@ -598,6 +739,22 @@ int main(int argc, char **argv)
             break;
         case 'a':
             o.account = optarg;
+            break;
+        case 'Q':
+            o.request_out = optarg;
+            break;
+        case 'L':
+            o.lock_dir = optarg;
+            break;
+        case 'T':
+            errno = 0;
+            o.timeout = strtol(optarg, &end, 10);
+            if (errno != 0 || end == optarg || *end != '\0' || o.timeout < 1 ||
+                o.timeout > JOIN_TIMEOUT_MAX) {
+                fprintf(stderr, "%s: --timeout: expected 1 to %ld seconds\n", prog,
+                        JOIN_TIMEOUT_MAX);
+                return 2;
+            }
             break;
         case 'h':
             return usage(stdout, 0);

@@ -1,16 +1,26 @@
 /*
- * Whole-file I/O. Writes go to "<path>.tmp.<pid>", are fsync'd, renamed over
- * the target and the directory is fsync'd, so a crash leaves either the old
- * file or the new one, never a torn one. Errors carry the path and errno text.
+ * Whole-file I/O.
+ *
+ * Normal path of a write: open the target's directory (O_DIRECTORY), create
+ * ".<name>.<12 random hex digits>.tmp" in it with
+ * O_CREAT|O_EXCL|O_NOFOLLOW|O_CLOEXEC (a new name until one is free, so
+ * nothing planted there is ever opened), write, fchmod, fsync, then
+ * renameat onto the name (linkat for an exclusive write, which fails if the
+ * name exists in any form) and fsync the directory. Every step works
+ * relative to the directory descriptor, so a directory swapped meanwhile
+ * cannot redirect the write. A crash leaves the old file or the new one,
+ * never a torn one (at worst a stray temporary file).
+ * Failure modes: errors carry the path and errno text; a failure after the
+ * content was synced keeps the temporary file and says so (n->kept).
  */
 #include "fileio.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -26,13 +36,18 @@ int bkv_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len, 
 
     *out = NULL;
     *out_len = 0;
-    fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO at path must not hang us before the S_ISREG check. */
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
     if (fd < 0) {
         snprintf(err, err_cap, "open %s: %s", path, strerror(errno));
         return BKV_ERR_IO;
     }
     if (fstat(fd, &st) != 0) {
         snprintf(err, err_cap, "stat %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(err, err_cap, "%s is not a regular file", path);
         goto out;
     }
     if ((size_t)st.st_size > max) {
@@ -67,65 +82,173 @@ out:
     return rc;
 }
 
-int bkv_file_write(const char *path, const uint8_t *data, size_t len, mode_t mode, int exclusive,
-                   char *err, size_t err_cap)
+/* Split path into n->name and an open descriptor of its directory. */
+static int open_dir(struct bkv_file_new *n, const char *path, char *err, size_t err_cap)
 {
-    char tmp[4096], dir[4096];
-    size_t done = 0;
-    int fd, dfd, rc = BKV_ERR_IO;
+    char dir[BKV_FILE_PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *name = slash != NULL ? slash + 1 : path;
 
-    if (exclusive && access(path, F_OK) == 0) {
-        snprintf(err, err_cap, "%s already exists; refusing to overwrite it", path);
+    if (strlen(path) >= sizeof(n->path) || strlen(name) + 24 >= sizeof(n->tmp_name)) {
+        snprintf(err, err_cap, "path too long: %.300s", path);
         return BKV_ERR_INVALID;
     }
-    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp)) {
-        snprintf(err, err_cap, "path too long: %s", path);
+    if (name[0] == '\0' || strcmp(name, ".") == 0 || strcmp(name, "..") == 0) {
+        snprintf(err, err_cap, "%s does not name a file", path);
         return BKV_ERR_INVALID;
     }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-    if (fd < 0) {
-        snprintf(err, err_cap, "create %s: %s", tmp, strerror(errno));
+    snprintf(n->path, sizeof(n->path), "%s", path);
+    snprintf(n->name, sizeof(n->name), "%s", name);
+    if (slash == NULL)
+        snprintf(dir, sizeof(dir), ".");
+    else if (slash == path)
+        snprintf(dir, sizeof(dir), "/");
+    else
+        snprintf(dir, sizeof(dir), "%.*s", (int)(slash - path), path);
+    n->dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (n->dfd < 0) {
+        snprintf(err, err_cap, "open directory %s: %s", dir, strerror(errno));
         return BKV_ERR_IO;
     }
-    while (done < len) {
-        ssize_t n = write(fd, data + done, len - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            snprintf(err, err_cap, "write %s: %s", tmp, strerror(errno));
+    return BKV_OK;
+}
+
+int bkv_file_new_open(struct bkv_file_new *n, const char *path, mode_t mode, int exclusive,
+                      char *err, size_t err_cap)
+{
+    static const char hex[] = "0123456789abcdef";
+    struct stat st;
+    int rc;
+
+    memset(n, 0, sizeof(*n));
+    n->dfd = n->fd = -1;
+    n->mode = mode;
+    n->exclusive = exclusive;
+    rc = open_dir(n, path, err, err_cap);
+    if (rc != BKV_OK)
+        return rc;
+    if (exclusive && fstatat(n->dfd, n->name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+        snprintf(err, err_cap, "%s already exists; refusing to overwrite it", path);
+        rc = BKV_ERR_INVALID;
+        goto fail;
+    }
+    for (int attempt = 0; attempt < 16; attempt++) {
+        uint8_t r[6];
+        char suffix[13];
+
+        if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+            snprintf(err, err_cap, "getrandom: %s", strerror(errno));
+            rc = BKV_ERR_IO;
             goto fail;
         }
-        done += (size_t)n;
+        for (size_t i = 0; i < sizeof(r); i++) {
+            suffix[2 * i] = hex[r[i] >> 4];
+            suffix[2 * i + 1] = hex[r[i] & 15];
+        }
+        suffix[12] = '\0';
+        if (snprintf(n->tmp_name, sizeof(n->tmp_name), ".%s.%s.tmp", n->name, suffix) >=
+            (int)sizeof(n->tmp_name)) {
+            errno = ENAMETOOLONG;
+            break;
+        }
+        n->fd =
+            openat(n->dfd, n->tmp_name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (n->fd >= 0 || errno != EEXIST)
+            break;
     }
-    if (fchmod(fd, mode) != 0 || fsync(fd) != 0) {
-        snprintf(err, err_cap, "sync %s: %s", tmp, strerror(errno));
+    if (snprintf(n->tmp, sizeof(n->tmp), "%.*s%s", (int)(strlen(path) - strlen(n->name)), path,
+                 n->tmp_name) >= (int)sizeof(n->tmp))
+        n->tmp[0] = '\0';
+    if (n->fd < 0) {
+        snprintf(err, err_cap, "create a temporary file next to %s: %s", path, strerror(errno));
+        rc = BKV_ERR_IO;
+        goto fail;
+    }
+    return BKV_OK;
+fail:
+    close(n->dfd);
+    n->dfd = -1;
+    return rc;
+}
+
+void bkv_file_new_abort(struct bkv_file_new *n)
+{
+    if (n->fd >= 0) {
+        close(n->fd);
+        unlinkat(n->dfd, n->tmp_name, 0);
+    }
+    if (n->dfd >= 0)
+        close(n->dfd);
+    n->fd = n->dfd = -1;
+}
+
+int bkv_file_new_commit(struct bkv_file_new *n, const uint8_t *data, size_t len, char *err,
+                        size_t err_cap)
+{
+    size_t done = 0;
+    int rc = BKV_ERR_IO, fd = n->fd;
+
+    n->kept = 0;
+    n->fd = -1;
+    while (done < len) {
+        ssize_t w = write(fd, data + done, len - done);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w < 0) {
+            snprintf(err, err_cap, "write %s: %s", n->tmp, strerror(errno));
+            goto fail;
+        }
+        done += (size_t)w;
+    }
+    if (fchmod(fd, n->mode) != 0 || fsync(fd) != 0) {
+        snprintf(err, err_cap, "sync %s: %s", n->tmp, strerror(errno));
         goto fail;
     }
     if (close(fd) != 0) {
         fd = -1;
-        snprintf(err, err_cap, "close %s: %s", tmp, strerror(errno));
+        snprintf(err, err_cap, "close %s: %s", n->tmp, strerror(errno));
         goto fail;
     }
     fd = -1;
-    if (exclusive ? link(tmp, path) != 0 : rename(tmp, path) != 0) {
-        snprintf(err, err_cap, "%s %s: %s", exclusive ? "create" : "rename to", path,
+    /* The content is safe in the temporary file from here on. */
+    if (n->exclusive ? linkat(n->dfd, n->tmp_name, n->dfd, n->name, 0) != 0
+                     : renameat(n->dfd, n->tmp_name, n->dfd, n->name) != 0) {
+        snprintf(err, err_cap, "%s %s: %s", n->exclusive ? "create" : "rename to", n->path,
                  strerror(errno));
-        if (exclusive && errno == EEXIST)
+        if (n->exclusive && errno == EEXIST)
             rc = BKV_ERR_INVALID;
-        goto fail;
+        n->kept = 1;
+        goto out;
     }
-    if (exclusive)
-        unlink(tmp);
-    snprintf(dir, sizeof(dir), "%s", path);
-    dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd >= 0) {
-        fsync(dfd);
-        close(dfd);
+    if (n->exclusive)
+        unlinkat(n->dfd, n->tmp_name, 0);
+    if (fsync(n->dfd) != 0) {
+        snprintf(err, err_cap, "sync the directory of %s: %s", n->path, strerror(errno));
+        goto out;
     }
-    return BKV_OK;
+    rc = BKV_OK;
+    goto out;
 fail:
     if (fd >= 0)
         close(fd);
-    unlink(tmp);
+    unlinkat(n->dfd, n->tmp_name, 0);
+out:
+    close(n->dfd);
+    n->dfd = -1;
+    return rc;
+}
+
+int bkv_file_write(const char *path, const uint8_t *data, size_t len, mode_t mode, int exclusive,
+                   char *err, size_t err_cap)
+{
+    struct bkv_file_new n;
+    int rc = bkv_file_new_open(&n, path, mode, exclusive, err, err_cap);
+
+    if (rc != BKV_OK)
+        return rc;
+    rc = bkv_file_new_commit(&n, data, len, err, err_cap);
+    /* The caller still has the data: do not leave a second copy behind. */
+    if (rc != BKV_OK && n.kept && n.tmp[0] != '\0')
+        unlink(n.tmp);
     return rc;
 }

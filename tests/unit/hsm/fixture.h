@@ -43,11 +43,33 @@ int fx_open(const struct fx *fx, const char *label, struct bkv_hsm **h);
 int fx_write_file(const char *path, const char *content, unsigned mode);
 
 /*
- * Try every way to get a realm key of h out in the clear or to relax its
- * protection; returns the number of attempts that succeeded (must be 0) and
- * sets *tried to the number of attempts.
+ * Try every way a holder of the user PIN has to get a realm key of h out in
+ * the clear, to relax its protection, to derive with a transport key left in
+ * the token, or to substitute a key or the realm marker unnoticed (checked
+ * against pinned, borrowed); returns the number of attempts that succeeded
+ * (must be 0) and sets *tried to the number of attempts. h must hold pinned.
  */
-int fx_attack_keys(struct bkv_hsm *h, int *tried);
+int fx_attack_keys(struct bkv_hsm *h, const struct bkv_hsm_realm *pinned, int *tried);
+
+/*
+ * The transport-key attack (finding 1) from ANOTHER PROCESS, as any holder of
+ * the node's user PIN could run it: a fresh process (this test binary run
+ * again, see fx_child_main) loads the module, logs in to label with the
+ * fixture's user PIN, and tries C_DeriveKey(CKM_ECDH1_DERIVE, ephemeral_pk)
+ * into an extractable, non-sensitive AES key with every private key it can
+ * find. Returns the child's exit status: 0 nothing found or derived, 1 a key
+ * was derived (the attack worked), 2 the child could not log in; -1 if it
+ * could not be run. *found gets the number of private keys it saw.
+ */
+int fx_attack_transport(const struct fx *fx, const char *label, const uint8_t ephemeral_pk[65],
+                        int *found);
+
+/*
+ * Call first in main(argc, argv) of a suite that uses fx_attack_transport:
+ * in the child it runs the attack and returns its exit status (>= 0); in
+ * the parent (no child arguments) it returns -1.
+ */
+int fx_child_main(int argc, char **argv);
 
 /* Count the token objects of h carrying label (0, 1 or 2 = "two or more"). */
 int fx_count_label(struct bkv_hsm *h, unsigned long cls, const char *label);

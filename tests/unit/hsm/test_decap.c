@@ -14,7 +14,7 @@
 #include "fixture.h"
 #include "harness.h"
 #include "hsm/decap.h"
-#include "hsm/testonly.h"
+#include "testonly.h"
 #include "proto/err.h"
 #include "proto/hpke.h"
 #include "proto/ohttp.h"

@@ -2,13 +2,19 @@
  * hsm/enrol (and approve.c, codec.c): enrolling node-2's token into node-1's
  * realm without a realm key leaving an HSM in the clear. Shows that after
  * enrolment node-2 unseals what node-1 sealed and computes the same account
- * MAC and HPKE result; that the blob is useless to node-3 (its own transport
- * key), also with the transport key field rewritten; that a blob altered in
- * any region is refused and leaves node-2 unenrolled with nothing left
- * behind; that an unapproved fingerprint, a wrong SO PIN or a PIN file
- * others may read obtain nothing; and that the unwrapped keys are as
- * protected as the originals.
+ * MAC and HPKE result; that the transport key is a session object that
+ * another process with node-2's user PIN can neither see nor derive with
+ * (the attack of /tmp/poc/poc1.c, run from a second process, with a
+ * positive control on an old-style token transport key), and that dies
+ * with its handle, making its blob useless; that the blob is useless to
+ * node-3 (its own transport key), also with the transport key field
+ * rewritten; that a blob altered in any region, or one that does not match
+ * the pinned realm description in every field, is refused and leaves node-2
+ * unenrolled with nothing left behind; that an unapproved fingerprint, a
+ * wrong SO PIN or a PIN file others may read obtain nothing; and that the
+ * unwrapped keys are as protected as the originals.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +32,7 @@
 #include "proto/hpke.h"
 
 static struct fx fx;
-static struct bkv_hsm *h1, *h2, *h3;
+static struct bkv_hsm *h1, *h2, *h3, *h4;
 static struct bkv_hsm_realm r1;
 static uint8_t *secrets1;
 static size_t secrets1_len;
@@ -37,8 +43,9 @@ static size_t blob_len;
 static int suite_init(void)
 {
     if (fx_setup(&fx) != 0 || fx_token(&fx, "node-1") != 0 || fx_token(&fx, "node-2") != 0 ||
-        fx_token(&fx, "node-3") != 0 || fx_open(&fx, "node-1", &h1) != 0 ||
-        fx_open(&fx, "node-2", &h2) != 0 || fx_open(&fx, "node-3", &h3) != 0)
+        fx_token(&fx, "node-3") != 0 || fx_token(&fx, "node-4") != 0 ||
+        fx_open(&fx, "node-1", &h1) != 0 || fx_open(&fx, "node-2", &h2) != 0 ||
+        fx_open(&fx, "node-3", &h3) != 0 || fx_open(&fx, "node-4", &h4) != 0)
         return 1;
     return bkv_hsm_realm_create(h1, &r1, &secrets1, &secrets1_len) != 0;
 }
@@ -48,6 +55,7 @@ static int suite_cleanup(void)
     bkv_hsm_close(h1);
     bkv_hsm_close(h2);
     bkv_hsm_close(h3);
+    bkv_hsm_close(h4);
     free(secrets1);
     free(blob);
     fx_teardown(&fx);
@@ -68,6 +76,49 @@ static int wrap_keys_left(struct bkv_hsm *h)
     hsm_find(h, s, t, 2, &o, &count);
     hsm_end(h, s);
     return (int)count;
+}
+
+/* Transport keys of h stored in the token itself (must be none). */
+static int transport_token_objects(struct bkv_hsm *h)
+{
+    CK_OBJECT_CLASS cls[2] = {CKO_PRIVATE_KEY, CKO_PUBLIC_KEY};
+    CK_BBOOL yes = CK_TRUE;
+    CK_OBJECT_HANDLE o;
+    CK_ULONG count = 0, total = 0;
+    CK_SESSION_HANDLE s;
+
+    hsm_begin(h, &s);
+    for (int i = 0; i < 2; i++) {
+        CK_ATTRIBUTE t[3] = {{CKA_CLASS, &cls[i], sizeof(cls[i])},
+                             {CKA_TOKEN, &yes, sizeof(yes)},
+                             {CKA_LABEL, "bkv-transport", 13}};
+        hsm_find(h, s, t, 3, &o, &count);
+        total += count;
+    }
+    hsm_end(h, s);
+    return (int)total;
+}
+
+/* An old-style transport key pair as a TOKEN object in h's token (the flaw of finding 1). */
+static int legacy_transport(struct bkv_hsm *h)
+{
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ATTRIBUTE pub_t[] = {{CKA_EC_PARAMS, (void *)hsm_p256_oid, sizeof(hsm_p256_oid)},
+                            {CKA_TOKEN, &yes, 1},
+                            {CKA_PRIVATE, &no, 1},
+                            {CKA_LABEL, "bkv-transport", 13}};
+    CK_ATTRIBUTE priv_t[] = {{CKA_TOKEN, &yes, 1},     {CKA_PRIVATE, &yes, 1},
+                             {CKA_SENSITIVE, &yes, 1}, {CKA_EXTRACTABLE, &no, 1},
+                             {CKA_DERIVE, &yes, 1},    {CKA_LABEL, "bkv-transport", 13}};
+    CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_OBJECT_HANDLE pub, priv;
+    CK_SESSION_HANDLE s;
+    CK_RV rv;
+
+    hsm_begin(h, &s);
+    rv = h->f->C_GenerateKeyPair(s, &mech, pub_t, 4, priv_t, 6, &pub, &priv);
+    hsm_end(h, s);
+    return rv == CKR_OK ? 0 : -1;
 }
 
 /* 1 if h's token holds no realm object at all (and says so). */
@@ -120,8 +171,21 @@ static void test_fingerprints(void)
         CU_ASSERT_EQUAL(bkv_hsm_enrol_request(h2, &again), 0);
         CU_ASSERT_EQUAL(memcmp(again.pk, t2.pk, 65), 0);
     }
-    /* The transport private key is sensitive and never extractable. */
+    /* The transport key pair are session objects of this handle: nothing in the token. */
     CU_ASSERT_EQUAL(fx_count_label(h2, CKO_PRIVATE_KEY, "bkv-transport"), 1);
+    CU_ASSERT_EQUAL(transport_token_objects(h2), 0);
+    {
+        CK_BBOOL v[4] = {9, 9, 9, 9};
+        CK_ATTRIBUTE q[4] = {{CKA_TOKEN, &v[0], 1},
+                             {CKA_SENSITIVE, &v[1], 1},
+                             {CKA_EXTRACTABLE, &v[2], 1},
+                             {CKA_MODIFIABLE, &v[3], 1}};
+        CK_SESSION_HANDLE s;
+        hsm_begin(h2, &s);
+        CU_ASSERT_EQUAL(h2->f->C_GetAttributeValue(s, h2->transport_priv, q, 4), CKR_OK);
+        hsm_end(h2, s);
+        CU_ASSERT(v[0] == CK_FALSE && v[1] == CK_TRUE && v[2] == CK_FALSE && v[3] == CK_FALSE);
+    }
     /* A member of a realm makes no transport key. */
     {
         struct bkv_hsm_transport t;
@@ -223,18 +287,129 @@ static void test_useless_to_node3(void)
     uint8_t *s = NULL, *copy = malloc(blob_len);
     size_t sl = 0;
 
-    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h3, blob, blob_len, &r, &s, &sl),
+    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h3, &r1, blob, blob_len, &r, &s, &sl),
                     BKV_ERR_HSM_NOT_APPROVED);
     printf("\n    %s", bkv_hsm_errmsg(h3));
     CU_ASSERT(unenrolled(h3));
     /* With the transport key field rewritten to node-3's, the keys do not unwrap. */
     memcpy(copy, blob, blob_len);
     memcpy(copy + 5 + 16 + 65, t3.pk, 65);
-    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h3, copy, blob_len, &r, &s, &sl), BKV_ERR_DECRYPT);
+    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h3, &r1, copy, blob_len, &r, &s, &sl), BKV_ERR_DECRYPT);
     printf("\n    %s", bkv_hsm_errmsg(h3));
     CU_ASSERT(unenrolled(h3));
     CU_ASSERT_PTR_NULL(s);
     free(copy);
+}
+
+/*
+ * Finding 1: the transport key cannot be used from outside this handle. The
+ * attack of /tmp/poc/poc1.c (derive ECDH(transport_sk, ephemeral_pk) into an
+ * extractable AES key, then unwrap the realm keys from the public blob) run
+ * by another process holding node-2's user PIN; first, as a control, against
+ * an old-style transport key stored in node-3's token, where it works.
+ */
+static void test_transport_other_process(void)
+{
+    struct bkv_hsm_enrol_blob b;
+    struct bkv_hsm *again = NULL;
+    int found = -1, rc;
+
+    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_blob_decode(blob, blob_len, &b), 0);
+    /* Control: a derivable token object is exactly what the attack needs. */
+    CU_ASSERT_EQUAL_FATAL(legacy_transport(h3), 0);
+    rc = fx_attack_transport(&fx, "node-3", b.ephemeral_pk, &found);
+    printf("\n    control, old-style token transport key on node-3 -> exit %d", rc);
+    CU_ASSERT_EQUAL(rc, 1);
+    CU_ASSERT_EQUAL(found, 1);
+    /* Now: node-2's transport key is a session object of h2, invisible to the attacker. */
+    rc = fx_attack_transport(&fx, "node-2", b.ephemeral_pk, &found);
+    printf("\n    node-2 (session transport key, blob approved) -> exit %d", rc);
+    CU_ASSERT_EQUAL(rc, 0);
+    CU_ASSERT_EQUAL(found, 0);
+    /* A second handle on node-2 in this process is refused by the token lock. */
+    CU_ASSERT_EQUAL(bkv_hsm_open(&(struct bkv_hsm_config){.token_label = "node-2",
+                                                          .pin_file = fx.user_pin,
+                                                          .softhsm_conf = fx.conf},
+                                 &again, NULL, 0),
+                    BKV_ERR_HSM_LOCKED);
+    CU_ASSERT_PTR_NULL(again);
+    /* Closing and opening node-3 again sweeps the old-style key away. */
+    CU_ASSERT_EQUAL(transport_token_objects(h3), 2);
+    {
+        struct bkv_hsm_transport t;
+        bkv_hsm_close(h3);
+        h3 = NULL;
+        CU_ASSERT_EQUAL_FATAL(fx_open(&fx, "node-3", &h3), 0);
+        CU_ASSERT_EQUAL(transport_token_objects(h3), 0);
+        /* node-3 lost its session transport key with the handle: a new one. */
+        CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_request(h3, &t), 0);
+        CU_ASSERT(memcmp(t.pk, t3.pk, 65) != 0);
+        t3 = t;
+    }
+}
+
+/* The transport key dies with its handle, and a blob made for it is useless. */
+static void test_transport_dies_with_handle(void)
+{
+    struct bkv_hsm_transport t4, t4b;
+    struct bkv_hsm_realm r;
+    uint8_t *b = NULL, *s = NULL;
+    size_t bl = 0, sl = 0;
+
+    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_request(h4, &t4), 0);
+    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_approve(h1, fx.so_pin, t4.pk, t4.fingerprint, secrets1,
+                                                secrets1_len, &b, &bl),
+                          0);
+    bkv_hsm_close(h4); /* the process ends, say */
+    h4 = NULL;
+    CU_ASSERT_EQUAL_FATAL(fx_open(&fx, "node-4", &h4), 0);
+    CU_ASSERT_EQUAL(fx_count_label(h4, CKO_PRIVATE_KEY, "bkv-transport"), 0);
+    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h4, &r1, b, bl, &r, &s, &sl), BKV_ERR_INVALID);
+    printf("\n    %s", bkv_hsm_errmsg(h4));
+    CU_ASSERT_PTR_NOT_NULL(strstr(bkv_hsm_errmsg(h4), "same process that made the request"));
+    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_request(h4, &t4b), 0);
+    CU_ASSERT(memcmp(t4.pk, t4b.pk, 65) != 0);
+    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h4, &r1, b, bl, &r, &s, &sl), BKV_ERR_HSM_NOT_APPROVED);
+    printf("\n    %s", bkv_hsm_errmsg(h4));
+    CU_ASSERT(unenrolled(h4));
+    CU_ASSERT_PTR_NULL(s);
+    free(b);
+}
+
+/* Finding 11: accept checks every field of the pinned description before it commits. */
+static void test_pinned_mismatch(void)
+{
+    static const struct {
+        const char *what;
+        size_t off;
+        int want;
+    } cases[] = {
+        {"realm id", offsetof(struct bkv_hsm_realm, realm_id), BKV_ERR_HSM_NOT_APPROVED},
+        {"seal key id", offsetof(struct bkv_hsm_realm, seal_key_id), BKV_ERR_HSM_NOT_APPROVED},
+        {"MAC key id", offsetof(struct bkv_hsm_realm, mac_key_id), BKV_ERR_HSM_NOT_APPROVED},
+        {"HPKE key id", offsetof(struct bkv_hsm_realm, hpke_key_id), BKV_ERR_HSM_NOT_APPROVED},
+        {"HPKE public key", offsetof(struct bkv_hsm_realm, hpke_pk) + 9, BKV_ERR_HSM_NOT_APPROVED},
+        {"OPAQUE public key", offsetof(struct bkv_hsm_realm, opaque_pk) + 9, BKV_ERR_MAC},
+        {"MAC check value", offsetof(struct bkv_hsm_realm, mac_kcv) + 3, BKV_ERR_MAC},
+        {"seal check value", offsetof(struct bkv_hsm_realm, seal_kcv) + 30, BKV_ERR_MAC},
+    };
+    int right = 0, clean = 0;
+
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct bkv_hsm_realm bad = r1, got;
+        uint8_t *s = NULL;
+        size_t sl = 0;
+        int rc;
+
+        ((uint8_t *)&bad)[cases[i].off] ^= 1;
+        rc = bkv_hsm_enrol_accept(h2, &bad, blob, blob_len, &got, &s, &sl);
+        printf("\n    pinned %-18s -> %s", cases[i].what, bkv_hsm_errmsg(h2));
+        right += rc == cases[i].want;
+        clean += unenrolled(h2);
+        free(s);
+    }
+    CU_ASSERT_EQUAL(right, (int)(sizeof(cases) / sizeof(cases[0])));
+    CU_ASSERT_EQUAL(clean, (int)(sizeof(cases) / sizeof(cases[0])));
 }
 
 struct region {
@@ -286,7 +461,7 @@ static void test_tampered(void)
 
             memcpy(copy, blob, blob_len);
             copy[at[j]] ^= 0x01;
-            rc = bkv_hsm_enrol_accept(h2, copy, blob_len, &got, &s, &sl);
+            rc = bkv_hsm_enrol_accept(h2, &r1, copy, blob_len, &got, &s, &sl);
             tried++;
             refused += rc != 0;
             if (j == 0)
@@ -303,13 +478,14 @@ static void test_tampered(void)
         memcpy(copy, blob, blob_len);
         memcpy(copy + 21, t3.pk, 65); /* another ephemeral key */
         tried++;
-        refused += bkv_hsm_enrol_accept(h2, copy, blob_len, &got, &s, &sl) == BKV_ERR_DECRYPT;
+        refused += bkv_hsm_enrol_accept(h2, &r1, copy, blob_len, &got, &s, &sl) == BKV_ERR_DECRYPT;
         printf("\n    %-22s -> %s", "other ephemeral key", bkv_hsm_errmsg(h2));
         clean += unenrolled(h2);
         memcpy(copy, blob, blob_len);
-        memcpy(copy + 151, t3.pk, 65); /* another realm public key */
+        memcpy(copy + 151, t3.pk, 65); /* another realm public key: not the pinned one */
         tried++;
-        refused += bkv_hsm_enrol_accept(h2, copy, blob_len, &got, &s, &sl) == BKV_ERR_MAC;
+        refused += bkv_hsm_enrol_accept(h2, &r1, copy, blob_len, &got, &s, &sl) ==
+                   BKV_ERR_HSM_NOT_APPROVED;
         printf("\n    %-22s -> %s", "other HPKE public key", bkv_hsm_errmsg(h2));
         clean += unenrolled(h2);
         /* The seal and MAC entries (same size) swapped, kinds kept in order. */
@@ -318,7 +494,7 @@ static void test_tampered(void)
         memcpy(copy + k0, b.keys[1].data, 40);
         memcpy(copy + (size_t)(b.keys[1].data - blob), b.keys[0].data, 40);
         tried++;
-        refused += bkv_hsm_enrol_accept(h2, copy, blob_len, &got, &s, &sl) != 0;
+        refused += bkv_hsm_enrol_accept(h2, &r1, copy, blob_len, &got, &s, &sl) != 0;
         printf("\n    %-22s -> %s", "seal/MAC swapped", bkv_hsm_errmsg(h2));
         clean += unenrolled(h2);
         CU_ASSERT_PTR_NULL(s);
@@ -342,8 +518,8 @@ static void test_accept(void)
     size_t sealed_len, out_len, enc_len;
     struct bkv_opaque_server_keys *k1 = NULL, *k2 = NULL;
 
-    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_accept(h2, blob, blob_len, &r2, &secrets2, &secrets2_len),
-                          0);
+    CU_ASSERT_EQUAL_FATAL(
+        bkv_hsm_enrol_accept(h2, &r1, blob, blob_len, &r2, &secrets2, &secrets2_len), 0);
     CU_ASSERT_EQUAL(memcmp(&r2, &r1, sizeof(r1)), 0);
     CU_ASSERT_EQUAL(secrets2_len, secrets1_len);
     CU_ASSERT_EQUAL(memcmp(secrets2, secrets1, secrets1_len), 0);
@@ -376,7 +552,22 @@ static void test_accept(void)
     /* The transport key has served; a second enrolment is refused. */
     CU_ASSERT_EQUAL(fx_count_label(h2, CKO_PRIVATE_KEY, "bkv-transport"), 0);
     CU_ASSERT_EQUAL(fx_count_label(h2, CKO_PUBLIC_KEY, "bkv-transport"), 0);
-    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h2, blob, blob_len, &again, &s, &sl), BKV_ERR_INVALID);
+    CU_ASSERT_EQUAL(bkv_hsm_enrol_accept(h2, &r1, blob, blob_len, &again, &s, &sl),
+                    BKV_ERR_INVALID);
+    /* Nothing of the unwrapped keys can be changed. */
+    {
+        CK_BBOOL v[3] = {9, 9, 9};
+        CK_SESSION_HANDLE ss;
+        CK_OBJECT_HANDLE k[3] = {h2->seal_key, h2->mac_key, h2->hpke_key};
+        int fixed = 0;
+        hsm_begin(h2, &ss);
+        for (int i = 0; i < 3; i++) {
+            CK_ATTRIBUTE q = {CKA_MODIFIABLE, &v[i], 1};
+            fixed += h2->f->C_GetAttributeValue(ss, k[i], &q, 1) == CKR_OK && v[i] == CK_FALSE;
+        }
+        hsm_end(h2, ss);
+        CU_ASSERT_EQUAL(fixed, 3);
+    }
     /* The keys survive a reopen. */
     bkv_hsm_close(h2);
     h2 = NULL;
@@ -384,6 +575,7 @@ static void test_accept(void)
         struct bkv_hsm_config cfg = fx_config(&fx, "node-2");
         char err[512];
         cfg.require_realm = 1;
+        cfg.realm = &r1;
         CU_ASSERT_EQUAL_FATAL(bkv_hsm_open(&cfg, &h2, err, sizeof(err)), 0);
         CU_ASSERT_EQUAL(bkv_hsm_account_mac(h2, account, sizeof(account), m2), 0);
         CU_ASSERT_EQUAL(memcmp(m1, m2, 32), 0);
@@ -393,12 +585,13 @@ static void test_accept(void)
 
 static void test_unwrapped_keys_protected(void)
 {
-    int tried = 0, succeeded = fx_attack_keys(h2, &tried);
+    int tried = 0, succeeded = fx_attack_keys(h2, &r1, &tried);
 
-    printf("\n    %d extraction attempts on node-2's unwrapped keys, %d succeeded", tried,
-           succeeded);
+    printf("\n    %d extraction and substitution attempts on node-2's unwrapped keys, %d "
+           "succeeded",
+           tried, succeeded);
     CU_ASSERT_EQUAL(succeeded, 0);
-    CU_ASSERT(tried >= 40);
+    CU_ASSERT(tried >= 60);
 }
 
 static void test_chain(void)
@@ -412,7 +605,7 @@ static void test_chain(void)
     CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_approve(h2, fx.so_pin, t3.pk, t3.fingerprint, secrets1,
                                                 secrets1_len, &b, &bl),
                           0);
-    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_accept(h3, b, bl, &r3, &s, &sl), 0);
+    CU_ASSERT_EQUAL_FATAL(bkv_hsm_enrol_accept(h3, &r1, b, bl, &r3, &s, &sl), 0);
     CU_ASSERT_EQUAL(memcmp(&r3, &r1, sizeof(r1)), 0);
     CU_ASSERT_EQUAL(bkv_hsm_account_mac(h1, (const uint8_t *)"bob", 3, m1), 0);
     CU_ASSERT_EQUAL(bkv_hsm_account_mac(h3, (const uint8_t *)"bob", 3, m3), 0);
@@ -426,15 +619,22 @@ static CU_TestInfo tests[] = {
     {"transport keys and fingerprints", test_fingerprints},
     {"unapproved key, wrong SO PIN, bad inputs obtain nothing", test_not_approved},
     {"approve node-2's key", test_approve},
+    {"another process cannot use the transport key", test_transport_other_process},
+    {"the transport key dies with its handle", test_transport_dies_with_handle},
     {"the blob is useless to node-3", test_useless_to_node3},
     {"an altered blob is refused and leaves node-2 unenrolled", test_tampered},
+    {"a blob that does not match the pinned realm is refused", test_pinned_mismatch},
     {"node-2 enrolled: same seal, MAC, HPKE, secrets", test_accept},
     {"node-2's unwrapped keys cannot be extracted", test_unwrapped_keys_protected},
     {"node-2 enrols node-3", test_chain},
     CU_TEST_INFO_NULL,
 };
 
-int main(void)
+int main(int argc, char **argv)
 {
+    int child = fx_child_main(argc, argv);
+
+    if (child >= 0)
+        return child;
     return bkv_test_main("hsm_enrol", tests, suite_init, suite_cleanup);
 }

@@ -176,7 +176,7 @@ static void test_locked_by_other_process(void)
     int ready[2], go[2], status = 0;
     pid_t child;
 
-    CU_ASSERT_EQUAL_FATAL(hsm_lock_file(&cfg, "node-1", path, sizeof(path)), 0);
+    CU_ASSERT_EQUAL_FATAL(hsm_lock_file(&cfg, "node-1", path, sizeof(path), msg, sizeof(msg)), 0);
     CU_ASSERT_EQUAL_FATAL(pipe(ready), 0);
     CU_ASSERT_EQUAL_FATAL(pipe(go), 0);
     child = fork();
@@ -292,6 +292,112 @@ static void test_ckr_names(void)
     CU_ASSERT_EQUAL(bkv_hsm_ckr_to_err(CKR_FUNCTION_FAILED), BKV_ERR_HSM);
 }
 
+/* Finding 7: the lock file does not depend on how the directory is spelled. */
+static void test_lock_dir(void)
+{
+    struct bkv_hsm_config cfg = fx_config(&fx, "node-1");
+    char a[4200], b[4200], c[4200], msg[512], odd[600], link[600], wide[600];
+    struct bkv_hsm *h = NULL;
+
+    /* Three spellings of the node directory: conf's directory, "//./" and a symlink. */
+    CU_ASSERT_EQUAL_FATAL(hsm_lock_file(&cfg, "node-1", a, sizeof(a), msg, sizeof(msg)), 0);
+    snprintf(odd, sizeof(odd), "%s//./node/../node", fx.dir);
+    cfg.lock_dir = odd;
+    CU_ASSERT_EQUAL_FATAL(hsm_lock_file(&cfg, "node-1", b, sizeof(b), msg, sizeof(msg)), 0);
+    snprintf(link, sizeof(link), "%s/node-link", fx.dir);
+    snprintf(odd, sizeof(odd), "%s/node", fx.dir);
+    CU_ASSERT_EQUAL_FATAL(symlink(odd, link), 0);
+    cfg.lock_dir = link;
+    CU_ASSERT_EQUAL_FATAL(hsm_lock_file(&cfg, "node-1", c, sizeof(c), msg, sizeof(msg)), 0);
+    printf("\n    lock file: %s", a);
+    CU_ASSERT_STRING_EQUAL(a, b);
+    CU_ASSERT_STRING_EQUAL(a, c);
+    /* So a handle opened through one spelling locks out the others. */
+    CU_ASSERT_EQUAL_FATAL(fx_open(&fx, "node-1", &h), 0);
+    CU_ASSERT_EQUAL(try_open(&cfg, msg, sizeof(msg)), BKV_ERR_HSM_LOCKED);
+    bkv_hsm_close(h);
+    /* No lock directory at all (a hardware HSM without lock_dir): refused, never /tmp. */
+    cfg.lock_dir = NULL;
+    cfg.softhsm_conf = NULL;
+    CU_ASSERT_EQUAL(hsm_lock_file(&cfg, "node-1", a, sizeof(a), msg, sizeof(msg)), BKV_ERR_INVALID);
+    CU_ASSERT_EQUAL(try_open(&cfg, msg, sizeof(msg)), BKV_ERR_INVALID);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "no lock directory"));
+    /* A lock directory others may write (like /tmp) is refused. */
+    snprintf(wide, sizeof(wide), "%s/wide", fx.dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(wide, 0700), 0);
+    chmod(wide, 01777);
+    cfg = fx_config(&fx, "node-1");
+    cfg.lock_dir = wide;
+    CU_ASSERT_EQUAL(try_open(&cfg, msg, sizeof(msg)), BKV_ERR_PERMISSION);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "not writable by group or others"));
+    cfg.lock_dir = "/tmp";
+    CU_ASSERT_EQUAL(try_open(&cfg, msg, sizeof(msg)), BKV_ERR_PERMISSION);
+    cfg.lock_dir = "/nonexistent/locks";
+    CU_ASSERT_EQUAL(try_open(&cfg, msg, sizeof(msg)), BKV_ERR_IO);
+}
+
+/* Finding 14: the node directory and tokens/ must be ours, private, and not symlinks. */
+static void test_node_dir_checks(void)
+{
+    char dir[600], target[600], msg[512];
+
+    snprintf(target, sizeof(target), "%s/real", fx.dir);
+    snprintf(dir, sizeof(dir), "%s/linked", fx.dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(target, 0700), 0);
+    CU_ASSERT_EQUAL_FATAL(symlink(target, dir), 0);
+    CU_ASSERT_EQUAL(bkv_hsm_node_dir_create(dir, NULL, 0, msg, sizeof(msg)), BKV_ERR_INVALID);
+    printf("\n    %s", msg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "symbolic link"));
+    snprintf(dir, sizeof(dir), "%s/open", fx.dir);
+    CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+    chmod(dir, 0770);
+    CU_ASSERT_EQUAL(bkv_hsm_node_dir_create(dir, NULL, 0, msg, sizeof(msg)), BKV_ERR_PERMISSION);
+    printf("\n    %s", msg);
+    chmod(dir, 0700);
+    /* tokens/ as a symlink to somewhere else. */
+    snprintf(msg, sizeof(msg), "%s/open/tokens", fx.dir);
+    CU_ASSERT_EQUAL_FATAL(symlink(target, msg), 0);
+    CU_ASSERT_EQUAL(bkv_hsm_node_dir_create(dir, NULL, 0, msg, sizeof(msg)), BKV_ERR_INVALID);
+    if (geteuid() == 0) {
+        snprintf(dir, sizeof(dir), "%s/theirs", fx.dir);
+        CU_ASSERT_EQUAL_FATAL(mkdir(dir, 0700), 0);
+        CU_ASSERT_EQUAL(chown(dir, 65534, 65534), 0);
+        CU_ASSERT_EQUAL(bkv_hsm_node_dir_create(dir, NULL, 0, msg, sizeof(msg)),
+                        BKV_ERR_PERMISSION);
+        CU_ASSERT_PTR_NOT_NULL(strstr(msg, "owned by uid 65534"));
+    }
+}
+
+/* Finding 6: token init takes the label's lock before it looks at the slots. */
+static void test_init_locks_first(void)
+{
+    struct bkv_hsm_config cfg = fx_config(&fx, "node-1");
+    char path[4200], msg[512];
+    int fd = -1;
+
+    CU_ASSERT_EQUAL_FATAL(hsm_lock_file(&cfg, "node-1", path, sizeof(path), msg, sizeof(msg)), 0);
+    CU_ASSERT_EQUAL_FATAL(bkv_hsm_lock_acquire(path, &fd, msg, sizeof(msg)), 0);
+    /* node-1 exists, but the lock answers first: nobody else may be looking at the slots. */
+    CU_ASSERT_EQUAL(bkv_hsm_token_init(&cfg, fx.so_pin, msg, sizeof(msg)), BKV_ERR_HSM_LOCKED);
+    printf("\n    %s", msg);
+    bkv_hsm_lock_release(fd);
+    CU_ASSERT_EQUAL(bkv_hsm_token_init(&cfg, fx.so_pin, msg, sizeof(msg)), BKV_ERR_INVALID);
+}
+
+/* Finding 13: a FIFO as PIN file is refused at once, not waited on. */
+static void test_pin_fifo(void)
+{
+    char path[600], msg[512];
+    uint8_t pin[BKV_HSM_PIN_MAX];
+    size_t len;
+
+    snprintf(path, sizeof(path), "%s/fifo.pin", fx.dir);
+    CU_ASSERT_EQUAL_FATAL(mkfifo(path, 0600), 0);
+    CU_ASSERT_EQUAL(bkv_hsm_pin_read(path, pin, sizeof(pin), &len, msg, sizeof(msg)), BKV_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(msg, "not a regular file"));
+    unlink(path);
+}
+
 static void test_lock_path(void)
 {
     char out[64];
@@ -316,6 +422,10 @@ static CU_TestInfo tests[] = {
     {"two handles share one module", test_two_handles_share_module},
     {"CKR names and mapping", test_ckr_names},
     {"lock file path", test_lock_path},
+    {"lock file from the real path; no /tmp default", test_lock_dir},
+    {"node directory: ours, private, no symlinks", test_node_dir_checks},
+    {"a FIFO as PIN file is refused without blocking", test_pin_fifo},
+    {"token init locks before it scans the slots", test_init_locks_first},
     CU_TEST_INFO_NULL,
 };
 

@@ -1,10 +1,11 @@
 /*
  * hsm/seal, hsm/mac, hsm/secrets: AES-256-GCM sealing in the HSM (round
  * trips, wrong AAD, a flipped bit in every byte of every field, truncation,
- * unknown version, another realm's key), account MACs (deterministic,
- * separated by realm), the OPAQUE secrets in locked memory (content, wipe,
- * another realm's blob), tokens without a realm, and several threads
- * sealing, unsealing, MACing and decapsulating at once.
+ * unknown version, another realm's key), CKR_GENERAL_ERROR told apart from
+ * an unhealthy token, account MACs (deterministic, separated by realm), the
+ * OPAQUE secrets in locked memory (content, wipe, another realm's blob),
+ * tokens without a realm, and several threads sealing, unsealing, MACing
+ * and decapsulating at once.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -172,6 +173,38 @@ static void test_other_realm(void)
     CU_ASSERT_EQUAL(
         bkv_hsm_unseal(h1, aad, sizeof(aad), blob, blob_len, out, sizeof(out), &out_len),
         BKV_ERR_DECRYPT);
+}
+
+/*
+ * Finding 5: CKR_GENERAL_ERROR after C_Decrypt blames the data only when the
+ * token still answers; otherwise it is an HSM failure.
+ */
+static void test_general_error_probe(void)
+{
+    CK_SESSION_HANDLE s;
+    int healthy, no_key, no_session;
+
+    hsm_begin(h1, &s);
+    healthy = hsm_fail_decrypt(h1, s, h1->seal_key, CKR_GENERAL_ERROR, "unseal with", "C_Decrypt",
+                               "sealed blob does not authenticate");
+    no_key = hsm_fail_decrypt(h1, s, (CK_OBJECT_HANDLE)0x7fffff, CKR_GENERAL_ERROR, "unseal with",
+                              "C_Decrypt", "sealed blob does not authenticate");
+    printf("\n    %s", bkv_hsm_errmsg(h1));
+    CU_ASSERT_PTR_NOT_NULL(strstr(bkv_hsm_errmsg(h1), "the HSM is unhealthy, not the data"));
+    no_session = hsm_fail_decrypt(h1, (CK_SESSION_HANDLE)0x7fffff, h1->seal_key, CKR_GENERAL_ERROR,
+                                  "unseal with", "C_Decrypt", "x");
+    hsm_end(h1, s);
+    CU_ASSERT_EQUAL(healthy, BKV_ERR_DECRYPT);
+    CU_ASSERT_EQUAL(no_key, BKV_ERR_HSM);
+    CU_ASSERT_EQUAL(no_session, BKV_ERR_HSM);
+    /* Other codes keep their mapping. */
+    hsm_begin(h1, &s);
+    CU_ASSERT_EQUAL(
+        hsm_fail_decrypt(h1, s, h1->seal_key, CKR_ENCRYPTED_DATA_INVALID, "op", "c", "x"),
+        BKV_ERR_DECRYPT);
+    CU_ASSERT_EQUAL(hsm_fail_decrypt(h1, s, h1->seal_key, CKR_DEVICE_REMOVED, "op", "c", "x"),
+                    BKV_ERR_HSM_TOKEN);
+    hsm_end(h1, s);
 }
 
 static void test_mac(void)
@@ -346,6 +379,7 @@ static CU_TestInfo tests[] = {
     {"seal/unseal round trips", test_round_trip},
     {"wrong AAD, flipped bits, truncation, version", test_tamper},
     {"another realm's blob -> BKV_ERR_HSM_NO_KEY", test_other_realm},
+    {"CKR_GENERAL_ERROR: altered data or an unhealthy HSM", test_general_error_probe},
     {"account MACs", test_mac},
     {"OPAQUE secrets in locked memory", test_secrets},
     {"token without a realm -> BKV_ERR_HSM_NOT_ENROLLED", test_not_enrolled},

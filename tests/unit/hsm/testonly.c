@@ -8,7 +8,7 @@
  */
 #include "testonly.h"
 
-#include "internal.h"
+#include "hsm/internal.h"
 #include "proto/err.h"
 
 int bkv_hsm_testonly_import_p256_key(struct bkv_hsm *h, const uint8_t sk[static 32],

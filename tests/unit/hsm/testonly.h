@@ -1,10 +1,11 @@
 /*
  * TEST ONLY. Functions that exist so that unit tests can run the RFC 9180
  * vectors through the HSM path: they put a KNOWN private key into the token,
- * which defeats the point of an HSM. Production code must never call them.
+ * which defeats the point of an HSM. They live in the test fixture library
+ * (tests/unit/hsm/), never in the production bkv_hsm library.
  */
-#ifndef BKV_HSM_TESTONLY_H
-#define BKV_HSM_TESTONLY_H
+#ifndef BKV_TEST_HSM_TESTONLY_H
+#define BKV_TEST_HSM_TESTONLY_H
 
 #include <stddef.h>
 #include <stdint.h>
