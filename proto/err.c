@@ -30,6 +30,12 @@ static const char *const messages[BKV_ERR__COUNT] = {
     [BKV_ERR_HSM_NOT_ENROLLED] = "HSM not yet enrolled in a realm",
     [BKV_ERR_HSM_NOT_APPROVED] = "enrolment request not approved",
     [BKV_ERR_HSM] = "HSM operation failed",
+    [BKV_ERR_NOT_LEADER] = "not the leader",
+    [BKV_ERR_NOT_READY] = "leader not ready yet (barrier pending)",
+    [BKV_ERR_LEADERSHIP_LOST] = "leadership lost before commit; outcome unknown",
+    [BKV_ERR_NOSPACE] = "no space left on device",
+    [BKV_ERR_SHUTDOWN] = "shutting down",
+    [BKV_ERR_RAFT] = "consensus failure",
 };
 
 const char *bkv_strerror(int code)

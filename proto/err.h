@@ -33,6 +33,12 @@ enum bkv_err {
     BKV_ERR_HSM_NOT_ENROLLED, /* the token holds no realm yet (enrolment pending) */
     BKV_ERR_HSM_NOT_APPROVED, /* an enrolment request was not approved by fingerprint */
     BKV_ERR_HSM,              /* any other PKCS#11 failure; the message has the CKR_ code */
+    BKV_ERR_NOT_LEADER,       /* this node is not the leader; ask the one it names */
+    BKV_ERR_NOT_READY,        /* a new leader whose barrier has not committed yet; retry */
+    BKV_ERR_LEADERSHIP_LOST,  /* lost before commit: outcome unknown; retry, same request id */
+    BKV_ERR_NOSPACE,          /* the disk is full */
+    BKV_ERR_SHUTDOWN,         /* the node is shutting down */
+    BKV_ERR_RAFT,             /* any other libraft failure; the message has the detail */
     BKV_ERR__COUNT
 };
 

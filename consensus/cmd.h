@@ -1,0 +1,99 @@
+/*
+ * The vault's replicated commands and their binary encoding.
+ *
+ * One Raft entry carries one or more commands (a batch), applied in order in
+ * one SQLite transaction. Entry layout, all integers big-endian:
+ *
+ *   entry   = version(1) = 1 || reserved(3) = 0 || count(4) || command{count}
+ *   command = type(1) || reserved(3) = 0 || body_len(4) || request_id(16)
+ *             || account(32) || body(body_len) || zero pad to a multiple of 8
+ *   body    = REGISTER: record_len(4) || record || wrapped_len(4) || wrapped
+ *             ATTEMPT:  max_attempts(4) || reserved(4) = 0
+ *             SUCCESS:  registration(8)  (the index of the REGISTER it answers)
+ *             DELETE:   empty
+ *
+ * Every entry's length is a multiple of 8 (libraft needs it). The decoder is
+ * total: it checks every length and every reserved byte, and refuses unknown
+ * versions and types, trailing bytes and non-zero padding. A sealed field is
+ * 1..BKV_CMD_MAX_SEALED bytes; max_attempts and registration are never 0.
+ *
+ * account is HMAC(realm MAC key, account id), computed in the HSM: the store
+ * never sees account names. record and wrapped are sealed by the HSM before
+ * they are proposed; this layer never sees them in the clear.
+ *
+ * Pure functions: reentrant, any thread.
+ */
+#ifndef BKV_CONSENSUS_CMD_H
+#define BKV_CONSENSUS_CMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BKV_CMD_VERSION       1
+#define BKV_REQUEST_ID_LEN    16
+#define BKV_ACCOUNT_KEY_LEN   32
+#define BKV_CMD_MAX_SEALED    4096 /* longest sealed record or wrapped key */
+#define BKV_CMD_MAX_BATCH     1024 /* most commands in one entry */
+#define BKV_CMD_DEFAULT_LIMIT 10   /* default max_attempts of a cluster */
+
+enum bkv_cmd_type {
+    BKV_CMD_REGISTER = 1, /* replace the record, reset the counter */
+    BKV_CMD_ATTEMPT = 2,  /* count one login attempt before its KE2 goes out */
+    BKV_CMD_SUCCESS = 3,  /* a valid KE3: reset the counter */
+    BKV_CMD_DELETE = 4,   /* remove the record */
+};
+
+/* One command. Pointers borrow from the caller (encode) or the entry (decode). */
+struct bkv_cmd {
+    enum bkv_cmd_type type;
+    uint8_t request_id[BKV_REQUEST_ID_LEN];
+    uint8_t account[BKV_ACCOUNT_KEY_LEN];
+    uint32_t max_attempts; /* ATTEMPT: the cluster's limit, fixed at proposal */
+    uint64_t registration; /* SUCCESS: index of the REGISTER the login ran against */
+    const uint8_t *record; /* REGISTER: sealed OPAQUE record */
+    size_t record_len;
+    const uint8_t *wrapped; /* REGISTER: sealed wrapped backup key */
+    size_t wrapped_len;
+};
+
+/*
+ * The applied outcome of one command, as the proposer receives it after the
+ * commit. attempts is the counter after the command; registration the index
+ * of the REGISTER entry of the live record (0 if none).
+ */
+enum bkv_cmd_status {
+    BKV_CMD_REGISTERED = 1, /* REGISTER applied */
+    BKV_CMD_COUNTED,        /* ATTEMPT counted; a KE2 may go out */
+    BKV_CMD_DESTROYED,      /* the record is (now or already) a tombstone; no KE2, no key */
+    BKV_CMD_NOT_FOUND,      /* no record for this account */
+    BKV_CMD_RESET,          /* SUCCESS applied: counter back to 0, the key may be released */
+    BKV_CMD_STALE,          /* SUCCESS for a registration that has since been replaced */
+    BKV_CMD_DELETED,        /* DELETE applied */
+};
+
+struct bkv_cmd_result {
+    enum bkv_cmd_status status;
+    uint32_t attempts;
+    uint32_t max_attempts;
+    uint64_t registration;
+    int replayed; /* 1: the request id was seen before; this is the original result */
+};
+
+/* Bytes the entry holding cmds[0..n-1] needs (a multiple of 8), 0 if invalid. */
+size_t bkv_cmd_entry_len(const struct bkv_cmd *cmds, size_t n);
+
+/* Encode cmds[0..n-1] into out (cap bytes); *len = bkv_cmd_entry_len(). */
+int bkv_cmd_entry_encode(const struct bkv_cmd *cmds, size_t n, uint8_t *out, size_t cap,
+                         size_t *len);
+
+/*
+ * Decode an entry into cmds (capacity cap); *n gets the count. The commands'
+ * pointers borrow from in. BKV_ERR_LENGTH / BKV_ERR_FORMAT /
+ * BKV_ERR_UNSUPPORTED for malformed input, BKV_ERR_LIMIT if count > cap.
+ */
+int bkv_cmd_entry_decode(const uint8_t *in, size_t len, struct bkv_cmd *cmds, size_t cap,
+                         size_t *n);
+
+const char *bkv_cmd_status_name(enum bkv_cmd_status status);
+
+#endif

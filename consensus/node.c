@@ -1,0 +1,933 @@
+/*
+ * One Raft member: libraft 0.22 on raft_uv and its TCP transport, the FSM over
+ * the SQLite store, all on one libuv loop.
+ *
+ * Normal path: bkv_raft_init makes <data_dir>/{raft,snapshots}, opens the
+ * store, sets up the transport (version 1), raft_uv and raft_init (which
+ * probes the disk). bkv_raft_start starts raft and a uv_prepare_t monitor
+ * that polls raft_state() once per loop iteration: a new leader issues a
+ * barrier of its term and serves proposals (LEADER_READY) once it commits;
+ * any step down cancels that. bkv_raft_propose copies the commands into a
+ * queue; the monitor flushes the queue into ONE raft_apply entry of up to
+ * BKV_CMD_MAX_BATCH commands (so proposals made in one iteration share an
+ * entry and its disk write; never from inside a libraft callback), and the
+ * apply callback fans the FSM's results out to each proposer in order. If
+ * the FSM's result ring was overrun (fsm.h), the entry did commit: its
+ * proposals are proposed again and get their remembered results.
+ * Failure modes: an unusable data directory fails init with a message that
+ * names it and the call. The instance is declared unavailable, once, through
+ * the unavailable callback, when raft_state() says so or when the applied
+ * index stops short of the commit index (libraft 0.22.1 neither applies nor
+ * turns unavailable after an FSM failure such as a full store disk).
+ * Proposals in flight when leadership is lost get BKV_ERR_LEADERSHIP_LOST
+ * (outcome unknown: retry with the same request ids), queued ones
+ * BKV_ERR_NOT_LEADER, and BKV_ERR_SHUTDOWN on close. A full raft disk
+ * (libraft refuses entries, barriers included, below its capacity
+ * threshold) maps to BKV_ERR_NOSPACE. Close is asynchronous and in reverse
+ * order: raft_close (which waits for log writes), raft_uv, the transport,
+ * the FSM, the store.
+ */
+#include "consensus/node.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <raft.h>
+#include <raft/uv.h>
+
+#include "consensus/fsm.h"
+#include "consensus/store.h"
+#include "proto/err.h"
+
+#define BATCH_MAX_BYTES  (1u << 20) /* soft cap on one entry: always room for one proposal */
+#define BARRIER_RETRY_MS 100        /* after a failed barrier of a still-current term */
+#define APPLY_STALL_MS   3000       /* commit > applied this long: the FSM is failing */
+
+/* A barrier issued on becoming leader; freed in its callback. */
+struct barrier {
+    struct raft_barrier req;
+    struct bkv_raft *r;
+    uint64_t term;
+    struct barrier *next;
+};
+
+/* One raft_apply entry in flight: the proposals whose commands it carries. */
+struct batch {
+    struct raft_apply req;
+    struct bkv_raft *r;
+    struct bkv_raft_propose *head; /* proposals in entry order, linked by impl[0] */
+    size_t n_cmds;
+    struct batch *prev, *next;
+};
+
+/* A proposal's private slots (struct bkv_raft_propose.impl). */
+enum { P_NEXT = 0, P_COPY = 1, P_BYTES = 2, P_REQUEUED = 3 };
+
+struct bkv_raft {
+    uv_loop_t *loop;
+    struct bkv_raft_config cfg;
+    char raft_dir[4200];
+    char db_path[4200];
+    char snap_dir[4200];
+
+    struct bkv_store *store;
+    struct bkv_fsm fsm;
+    struct raft_uv_transport transport;
+    struct raft_io io;
+    struct raft raft;
+
+    uv_prepare_t monitor; /* role watch + queue flush, once per iteration */
+    uv_idle_t kick;       /* keeps the loop from blocking while proposals wait */
+    uv_timer_t defer;     /* starts the close outside any raft callback */
+    int open_handles;
+
+    bool started, closing, unavailable_reported;
+    enum bkv_raft_role role;
+    uint64_t leader_term;   /* term this node leads (0: not leader) */
+    uint64_t barrier_term;  /* term of the barrier in flight (0: none) */
+    uint64_t barrier_retry; /* loop time before which no barrier is reissued */
+    bool ready;             /* barrier of leader_term committed */
+    bool nospace;           /* the last barrier was refused for lack of disk space */
+    uint64_t stall_applied; /* applied index when commit > applied was first seen */
+    uint64_t stall_since;   /* loop time of that */
+    struct barrier *barriers;
+
+    struct bkv_raft_propose *q_head, *q_tail; /* waiting for the next flush */
+    struct batch *inflight;
+
+    bkv_raft_state_cb state_cb;
+    bkv_raft_unavailable_cb unavailable_cb;
+    void *cb_data;
+    void (*close_cb)(void *data);
+    void *close_data;
+
+    char errmsg[BKV_RAFT_ERRMSG_LEN];
+    struct bkv_cmd scratch[BKV_CMD_MAX_BATCH]; /* the commands of the entry being built */
+};
+
+/* ---- helpers ---- */
+
+static void set_err(struct bkv_raft *r, char *err, size_t err_cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void set_err(struct bkv_raft *r, char *err, size_t err_cap, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(r->errmsg, sizeof(r->errmsg), fmt, ap);
+    va_end(ap);
+    if (err != NULL && err_cap > 0)
+        snprintf(err, err_cap, "%s", r->errmsg);
+}
+
+static bool mentions_nospace(const char *msg)
+{
+    return msg != NULL && (strstr(msg, "No space") != NULL || strstr(msg, "no space") != NULL ||
+                           strstr(msg, "disk is full") != NULL || strstr(msg, "ENOSPC") != NULL);
+}
+
+/* A libraft code (and the message that came with it) as a BKV code. */
+static int map_raft(int rv, const char *msg)
+{
+    switch (rv) {
+    case 0:
+        return BKV_OK;
+    case RAFT_NOMEM:
+        return BKV_ERR_NOMEM;
+    case RAFT_NOTLEADER:
+        return BKV_ERR_NOT_LEADER;
+    case RAFT_LEADERSHIPLOST:
+        return BKV_ERR_LEADERSHIP_LOST;
+    case RAFT_SHUTDOWN:
+    case RAFT_CANCELED:
+        return BKV_ERR_SHUTDOWN;
+    case RAFT_NOSPACE:
+        return BKV_ERR_NOSPACE;
+    case RAFT_TOOBIG:
+        return BKV_ERR_LIMIT;
+    case RAFT_IOERR:
+    case RAFT_CORRUPT:
+        return mentions_nospace(msg) ? BKV_ERR_NOSPACE : BKV_ERR_IO;
+    default:
+        return mentions_nospace(msg) ? BKV_ERR_NOSPACE : BKV_ERR_RAFT;
+    }
+}
+
+static int make_dir(struct bkv_raft *r, const char *path, char *err, size_t err_cap)
+{
+    struct stat st;
+
+    if (mkdir(path, 0700) == 0)
+        return BKV_OK;
+    if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        return BKV_OK;
+    set_err(r, err, err_cap, "raft: mkdir %s: %s", path, strerror(errno));
+    return errno == ENOSPC ? BKV_ERR_NOSPACE : BKV_ERR_IO;
+}
+
+static bool terminated(const char *s, size_t cap)
+{
+    return memchr(s, '\0', cap) != NULL;
+}
+
+static int check_config(const struct bkv_raft_config *c, char *err, size_t err_cap)
+{
+    const char *why = NULL;
+
+    if (c->id == 0)
+        why = "node id 0";
+    else if (!terminated(c->dc, sizeof(c->dc)) || !terminated(c->address, sizeof(c->address)) ||
+             !terminated(c->data_dir, sizeof(c->data_dir)))
+        why = "unterminated string";
+    else if (c->address[0] == '\0')
+        why = "no Raft address";
+    else if (c->data_dir[0] == '\0')
+        why = "no data directory";
+    else if (c->n_members > BKV_RAFT_MAX_MEMBERS)
+        why = "too many members";
+    for (size_t i = 0; why == NULL && i < c->n_members; i++) {
+        const struct bkv_raft_member *m = &c->members[i];
+        if (m->id == 0 || !terminated(m->dc, sizeof(m->dc)) ||
+            !terminated(m->address, sizeof(m->address)) || m->address[0] == '\0')
+            why = "bad member";
+        for (size_t j = 0; why == NULL && j < i; j++)
+            if (c->members[j].id == m->id || strcmp(c->members[j].address, m->address) == 0)
+                why = "duplicate member id or address";
+    }
+    if (why == NULL)
+        return BKV_OK;
+    if (err != NULL && err_cap > 0)
+        snprintf(err, err_cap, "raft: config: %s", why);
+    return BKV_ERR_INVALID;
+}
+
+/* ---- proposals ---- */
+
+/* The idle handle only keeps uv_run from blocking in poll; the monitor flushes. */
+static void kick_cb(uv_idle_t *h)
+{
+    (void)h;
+}
+
+static struct bkv_raft_propose *p_next(struct bkv_raft_propose *p)
+{
+    return p->impl[P_NEXT];
+}
+
+static void release_copy(struct bkv_raft_propose *p)
+{
+    free(p->impl[P_COPY]);
+    p->impl[P_COPY] = NULL;
+}
+
+/*
+ * Call back every proposal of list (linked by impl[0]) with status. A
+ * requeued proposal's entry did commit: if it cannot be proposed again, its
+ * outcome is unknown to the proposer, never "not applied".
+ */
+static void fail_list(struct bkv_raft_propose *p, int status)
+{
+    while (p != NULL) {
+        struct bkv_raft_propose *next = p_next(p);
+        int st = status;
+        if (p->impl[P_REQUEUED] != NULL && (st == BKV_ERR_NOT_LEADER || st == BKV_ERR_NOT_READY))
+            st = BKV_ERR_LEADERSHIP_LOST;
+        release_copy(p);
+        p->impl[P_NEXT] = NULL;
+        p->cb(p, st, NULL, 0);
+        p = next;
+    }
+}
+
+static struct bkv_raft_propose *take_queue(struct bkv_raft *r)
+{
+    struct bkv_raft_propose *q = r->q_head;
+    r->q_head = r->q_tail = NULL;
+    return q;
+}
+
+/* What a proposal gets right now instead of being queued (BKV_OK: queue it). */
+static int serve_status(struct bkv_raft *r)
+{
+    if (r->closing)
+        return BKV_ERR_SHUTDOWN;
+    if (!r->started)
+        return BKV_ERR_NOT_READY;
+    if (r->unavailable_reported)
+        return BKV_ERR_RAFT;
+    switch (raft_state(&r->raft)) {
+    case RAFT_LEADER:
+        break;
+    case RAFT_UNAVAILABLE:
+        return BKV_ERR_RAFT;
+    default:
+        return BKV_ERR_NOT_LEADER;
+    }
+    if (!r->ready || raft_current_term(&r->raft) != r->leader_term)
+        return r->nospace ? BKV_ERR_NOSPACE : BKV_ERR_NOT_READY;
+    return BKV_OK;
+}
+
+int bkv_raft_propose(struct bkv_raft *r, struct bkv_raft_propose *req, const struct bkv_cmd *cmds,
+                     size_t n, bkv_raft_propose_cb cb)
+{
+    struct bkv_cmd *copy;
+    size_t bytes, extra = 0;
+    uint8_t *tail;
+    int rc;
+
+    if (r == NULL || req == NULL || cmds == NULL || cb == NULL || n == 0 || n > BKV_CMD_MAX_BATCH)
+        return BKV_ERR_INVALID;
+    rc = serve_status(r);
+    if (rc != BKV_OK)
+        return rc;
+    bytes = bkv_cmd_entry_len(cmds, n);
+    if (bytes == 0)
+        return BKV_ERR_INVALID;
+    for (size_t i = 0; i < n; i++)
+        extra += cmds[i].record_len + cmds[i].wrapped_len;
+    copy = malloc(n * sizeof(*copy) + extra);
+    if (copy == NULL)
+        return BKV_ERR_NOMEM;
+    memcpy(copy, cmds, n * sizeof(*copy));
+    tail = (uint8_t *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        if (copy[i].record_len > 0) {
+            memcpy(tail, cmds[i].record, cmds[i].record_len);
+            copy[i].record = tail;
+            tail += cmds[i].record_len;
+        }
+        if (copy[i].wrapped_len > 0) {
+            memcpy(tail, cmds[i].wrapped, cmds[i].wrapped_len);
+            copy[i].wrapped = tail;
+            tail += cmds[i].wrapped_len;
+        }
+    }
+    req->cb = cb;
+    req->r = r;
+    req->n = n;
+    req->impl[P_NEXT] = NULL;
+    req->impl[P_COPY] = copy;
+    req->impl[P_BYTES] = (void *)(uintptr_t)bytes;
+    req->impl[P_REQUEUED] = NULL;
+    if (r->q_tail != NULL)
+        r->q_tail->impl[P_NEXT] = req;
+    else
+        r->q_head = req;
+    r->q_tail = req;
+    uv_idle_start(&r->kick, kick_cb);
+    return BKV_OK;
+}
+
+static void batch_unlink(struct bkv_raft *r, struct batch *b)
+{
+    if (b->prev != NULL)
+        b->prev->next = b->next;
+    else
+        r->inflight = b->next;
+    if (b->next != NULL)
+        b->next->prev = b->prev;
+    b->prev = b->next = NULL;
+}
+
+/* Put a committed batch's proposals back at the head of the queue, in order. */
+static void requeue(struct bkv_raft *r, struct bkv_raft_propose *head)
+{
+    struct bkv_raft_propose *last = head;
+
+    for (struct bkv_raft_propose *p = head; p != NULL; p = p_next(p)) {
+        p->impl[P_REQUEUED] = p;
+        last = p;
+    }
+    last->impl[P_NEXT] = r->q_head;
+    if (r->q_head == NULL)
+        r->q_tail = last;
+    r->q_head = head;
+    uv_idle_start(&r->kick, kick_cb);
+}
+
+/*
+ * The leader applied the entry (status 0, result = the FSM's struct
+ * bkv_fsm_result in its ring) or gave up on it. Hand each proposer its slice
+ * of the results, in entry order. If the ring slot already holds a later
+ * entry (more than BKV_FSM_RING entries were committed at once, see fsm.h),
+ * the entry did commit but its results are gone: propose the same commands
+ * again, and the store answers with their remembered results.
+ */
+static void apply_cb(struct raft_apply *req, int status, void *result)
+{
+    struct batch *b = req->data;
+    struct bkv_raft *r = b->r;
+    const struct bkv_fsm_result *fr = result;
+    struct bkv_raft_propose *p = b->head;
+    size_t off = 0;
+    int st;
+
+    batch_unlink(r, b);
+    st = map_raft(status, status != 0 ? raft_errmsg(&r->raft) : NULL);
+    if (st == BKV_OK && fr == NULL) {
+        st = BKV_ERR_RAFT;
+    } else if (st == BKV_OK && fr->index != req->index) {
+        free(b);
+        if (!r->closing) {
+            requeue(r, p);
+            return;
+        }
+        fail_list(p, BKV_ERR_LEADERSHIP_LOST);
+        return;
+    } else if (st == BKV_OK && fr->status != BKV_OK) {
+        st = fr->status; /* the entry was refused as malformed by every node */
+    } else if (st == BKV_OK && fr->n != b->n_cmds) {
+        st = BKV_ERR_RAFT; /* cannot happen: the entry we built has n_cmds commands */
+    }
+    free(b);
+    while (p != NULL) {
+        struct bkv_raft_propose *next = p_next(p);
+        size_t n = p->n;
+        release_copy(p);
+        p->impl[P_NEXT] = NULL;
+        if (st == BKV_OK)
+            p->cb(p, BKV_OK, fr->results + off, n);
+        else
+            p->cb(p, st, NULL, 0);
+        off += n;
+        p = next;
+    }
+}
+
+/*
+ * Turn the queue into raft_apply entries. The queue is detached first, so
+ * proposals made from the callbacks below wait for the next iteration.
+ */
+static void flush(struct bkv_raft *r)
+{
+    struct bkv_raft_propose *q = take_queue(r);
+    int st;
+
+    while (q != NULL) {
+        struct bkv_raft_propose *first = q, *last = NULL, *p;
+        struct raft_buffer buf;
+        struct batch *b;
+        size_t n_cmds = 0, bytes = 8, len = 0;
+        int rv;
+
+        st = serve_status(r);
+        if (st != BKV_OK) {
+            fail_list(q, st);
+            return;
+        }
+        /* Take proposals while the entry stays within its limits. */
+        for (p = q; p != NULL; p = p_next(p)) {
+            size_t pbytes = (size_t)(uintptr_t)p->impl[P_BYTES] - 8;
+            if (n_cmds + p->n > BKV_CMD_MAX_BATCH ||
+                (n_cmds > 0 && bytes + pbytes > BATCH_MAX_BYTES))
+                break;
+            memcpy(r->scratch + n_cmds, p->impl[P_COPY], p->n * sizeof(struct bkv_cmd));
+            n_cmds += p->n;
+            bytes += pbytes;
+            last = p;
+        }
+        q = p_next(last);
+        last->impl[P_NEXT] = NULL;
+
+        b = calloc(1, sizeof(*b));
+        len = bkv_cmd_entry_len(r->scratch, n_cmds);
+        buf.len = len;
+        buf.base = (b != NULL && len > 0) ? raft_malloc(len) : NULL;
+        if (buf.base == NULL || len % 8 != 0 ||
+            bkv_cmd_entry_encode(r->scratch, n_cmds, buf.base, len, &len) != BKV_OK ||
+            len != buf.len) {
+            raft_free(buf.base);
+            free(b);
+            fail_list(first, (len == 0 || len % 8 != 0) ? BKV_ERR_INVALID : BKV_ERR_NOMEM);
+            continue;
+        }
+        b->r = r;
+        b->head = first;
+        b->n_cmds = n_cmds;
+        b->req.data = b;
+        rv = raft_apply(&r->raft, &b->req, &buf, 1, apply_cb);
+        if (rv != 0) {
+            st = map_raft(rv, raft_errmsg(&r->raft));
+            if (st == BKV_ERR_NOSPACE)
+                set_err(r, NULL, 0, "raft: append to %s: %s", r->raft_dir, raft_errmsg(&r->raft));
+            raft_free(buf.base);
+            free(b);
+            fail_list(first, st);
+            continue;
+        }
+        b->next = r->inflight;
+        if (r->inflight != NULL)
+            r->inflight->prev = b;
+        r->inflight = b;
+    }
+}
+
+/* ---- leadership ---- */
+
+static void set_role(struct bkv_raft *r, enum bkv_raft_role role)
+{
+    if (role == r->role)
+        return;
+    r->role = role;
+    if (r->state_cb != NULL)
+        r->state_cb(r, role, r->cb_data);
+}
+
+static void barrier_unlink(struct bkv_raft *r, struct barrier *b)
+{
+    for (struct barrier **pp = &r->barriers; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == b) {
+            *pp = b->next;
+            return;
+        }
+}
+
+/* Retry later; remember a full disk, which proposals then report. */
+static void barrier_failed(struct bkv_raft *r, int rv)
+{
+    r->barrier_retry = uv_now(r->loop) + BARRIER_RETRY_MS;
+    r->nospace = map_raft(rv, raft_errmsg(&r->raft)) == BKV_ERR_NOSPACE;
+    if (r->nospace)
+        set_err(r, NULL, 0, "raft: barrier %s: %s", r->raft_dir, raft_errmsg(&r->raft));
+}
+
+static void barrier_cb(struct raft_barrier *req, int status)
+{
+    struct barrier *b = req->data;
+    struct bkv_raft *r = b->r;
+    uint64_t term = b->term;
+
+    barrier_unlink(r, b);
+    free(b);
+    if (r->closing || term != r->barrier_term)
+        return; /* a barrier of a term this node no longer leads */
+    r->barrier_term = 0;
+    if (status == 0 && raft_state(&r->raft) == RAFT_LEADER && raft_current_term(&r->raft) == term &&
+        r->leader_term == term) {
+        r->ready = true;
+        r->nospace = false;
+        set_role(r, BKV_RAFT_LEADER_READY);
+    } else {
+        barrier_failed(r, status);
+    }
+}
+
+static void issue_barrier(struct bkv_raft *r, uint64_t term)
+{
+    struct barrier *b;
+    int rv;
+
+    if (r->barrier_term == term || uv_now(r->loop) < r->barrier_retry)
+        return;
+    b = calloc(1, sizeof(*b));
+    if (b == NULL)
+        return; /* retried on the next iteration */
+    b->r = r;
+    b->term = term;
+    b->req.data = b;
+    rv = raft_barrier(&r->raft, &b->req, barrier_cb);
+    if (rv != 0) {
+        free(b);
+        barrier_failed(r, rv);
+        return;
+    }
+    b->next = r->barriers;
+    r->barriers = b;
+    r->barrier_term = term;
+}
+
+/* The reason an instance became unavailable, as one line. */
+/* The reason an instance is unusable, as one line: what, then every message we have. */
+static void describe_unavailable(struct bkv_raft *r, const char *what)
+{
+    const char *rmsg = raft_errmsg(&r->raft);
+    const char *smsg = bkv_store_errmsg(r->store);
+    size_t len;
+
+    len = (size_t)snprintf(r->errmsg, sizeof(r->errmsg), "raft: %s: %s", r->cfg.data_dir, what);
+    if (rmsg != NULL && rmsg[0] != '\0' && len < sizeof(r->errmsg))
+        len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, ": %s", rmsg);
+    if (r->io.errmsg[0] != '\0' && len < sizeof(r->errmsg))
+        len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; io: %s", r->io.errmsg);
+    if (smsg != NULL && smsg[0] != '\0' && len < sizeof(r->errmsg))
+        len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; %s", smsg);
+    if (len < sizeof(r->errmsg) &&
+        (mentions_nospace(rmsg) || mentions_nospace(r->io.errmsg) || mentions_nospace(smsg)))
+        snprintf(r->errmsg + len, sizeof(r->errmsg) - len, " (disk full)");
+}
+
+/* Report, once, that this instance can no longer serve: the process must exit. */
+static void declare_unavailable(struct bkv_raft *r, const char *what)
+{
+    if (r->unavailable_reported)
+        return;
+    r->unavailable_reported = true;
+    r->ready = false;
+    describe_unavailable(r, what);
+    fail_list(take_queue(r), BKV_ERR_RAFT);
+    set_role(r, BKV_RAFT_UNAVAILABLE);
+    if (r->unavailable_cb != NULL && !r->closing)
+        r->unavailable_cb(r, r->errmsg, r->cb_data);
+}
+
+/*
+ * libraft 0.22.1 applies committed entries synchronously, inside the event
+ * that advanced the commit index, so commit > applied between two loop
+ * iterations means the FSM refused an entry (a storage failure). libraft
+ * does not turn unavailable then: it keeps the entry and retries on a later
+ * commit, and every proposal waits forever. Declare the instance unavailable
+ * once the applied index has not moved for APPLY_STALL_MS (a snapshot being
+ * installed also leaves commit > applied for a moment).
+ */
+static bool apply_stalled(struct bkv_raft *r)
+{
+    uint64_t applied = raft_last_applied(&r->raft), now = uv_now(r->loop);
+
+    if (raft_commit_index(&r->raft) <= applied || applied != r->stall_applied) {
+        r->stall_applied = applied;
+        r->stall_since = now;
+        return false;
+    }
+    return now - r->stall_since >= APPLY_STALL_MS;
+}
+
+/* Poll raft's state and move our role along; see the header comment. */
+static void watch_role(struct bkv_raft *r)
+{
+    enum raft_state st = raft_state(&r->raft);
+
+    if (r->unavailable_reported)
+        return;
+    if (st != RAFT_LEADER) {
+        r->leader_term = 0;
+        r->ready = false;
+    }
+    if (st != RAFT_UNAVAILABLE && apply_stalled(r)) {
+        char what[96];
+        snprintf(what, sizeof(what), "apply stopped at index %llu (committed %llu)",
+                 (unsigned long long)raft_last_applied(&r->raft),
+                 (unsigned long long)raft_commit_index(&r->raft));
+        declare_unavailable(r, what);
+        return;
+    }
+    switch (st) {
+    case RAFT_FOLLOWER:
+        set_role(r, BKV_RAFT_FOLLOWER);
+        break;
+    case RAFT_CANDIDATE:
+        set_role(r, BKV_RAFT_CANDIDATE);
+        break;
+    case RAFT_LEADER: {
+        uint64_t term = raft_current_term(&r->raft);
+        if (term != r->leader_term) {
+            r->leader_term = term;
+            r->ready = false;
+            r->barrier_retry = 0;
+        }
+        if (!r->ready)
+            issue_barrier(r, term);
+        set_role(r, r->ready ? BKV_RAFT_LEADER_READY : BKV_RAFT_LEADER);
+        break;
+    }
+    default:
+        declare_unavailable(r, "unavailable");
+        break;
+    }
+}
+
+static void monitor_cb(uv_prepare_t *h)
+{
+    struct bkv_raft *r = h->data;
+
+    if (r->closing)
+        return;
+    watch_role(r);
+    if (r->closing)
+        return; /* a callback above asked to close */
+    flush(r);
+    if (r->q_head == NULL)
+        uv_idle_stop(&r->kick);
+}
+
+/* ---- life cycle ---- */
+
+int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv_raft **out,
+                  char *err, size_t err_cap)
+{
+    struct bkv_raft *r;
+    int rc, rv;
+
+    if (out != NULL)
+        *out = NULL;
+    if (loop == NULL || cfg == NULL || out == NULL) {
+        if (err != NULL && err_cap > 0)
+            snprintf(err, err_cap, "raft: init: missing argument");
+        return BKV_ERR_INVALID;
+    }
+    rc = check_config(cfg, err, err_cap);
+    if (rc != BKV_OK)
+        return rc;
+    r = calloc(1, sizeof(*r));
+    if (r == NULL) {
+        if (err != NULL && err_cap > 0)
+            snprintf(err, err_cap, "raft: init %s: out of memory", cfg->data_dir);
+        return BKV_ERR_NOMEM;
+    }
+    r->loop = loop;
+    r->cfg = *cfg;
+    r->role = BKV_RAFT_FOLLOWER;
+    snprintf(r->raft_dir, sizeof(r->raft_dir), "%s/raft", cfg->data_dir);
+    snprintf(r->db_path, sizeof(r->db_path), "%s/state.db", cfg->data_dir);
+    snprintf(r->snap_dir, sizeof(r->snap_dir), "%s/snapshots", cfg->data_dir);
+
+    rc = make_dir(r, cfg->data_dir, err, err_cap);
+    if (rc == BKV_OK)
+        rc = make_dir(r, r->raft_dir, err, err_cap);
+    if (rc == BKV_OK)
+        rc = make_dir(r, r->snap_dir, err, err_cap);
+    if (rc != BKV_OK)
+        goto err_free;
+
+    {
+        char serr[BKV_STORE_ERRMSG_LEN] = "";
+        rc = bkv_store_open(r->db_path, &r->store, serr, sizeof(serr));
+        if (rc != BKV_OK) {
+            set_err(r, err, err_cap, "raft: open store %s: %s", r->db_path, serr);
+            if (mentions_nospace(serr))
+                rc = BKV_ERR_NOSPACE;
+            goto err_free;
+        }
+    }
+    rc = bkv_fsm_init(&r->fsm, r->store, r->snap_dir);
+    if (rc != BKV_OK) {
+        set_err(r, err, err_cap, "raft: fsm init %s: %s", r->snap_dir, bkv_strerror(rc));
+        goto err_store;
+    }
+
+    r->transport.version = 1; /* raft_uv_tcp_init refuses version 0 */
+    rv = raft_uv_tcp_init(&r->transport, loop);
+    if (rv != 0) {
+        set_err(r, err, err_cap, "raft: transport init %s: %s: %s", cfg->address, raft_strerror(rv),
+                r->transport.errmsg);
+        rc = map_raft(rv, r->transport.errmsg);
+        goto err_fsm;
+    }
+    rv = raft_uv_init(&r->io, loop, r->raft_dir, &r->transport);
+    if (rv != 0) {
+        set_err(r, err, err_cap, "raft: io init %s: %s", r->raft_dir,
+                r->io.errmsg[0] != '\0' ? r->io.errmsg : raft_strerror(rv));
+        rc = map_raft(rv, r->io.errmsg);
+        goto err_transport;
+    }
+    /* Snapshots stay file-mapped (fsm.h); a no-op on 0.22, which never compresses. */
+    raft_uv_set_snapshot_compression(&r->io, false);
+    /* A corrupt log tail is an operator's problem, never silently dropped. */
+    raft_uv_set_auto_recovery(&r->io, false);
+
+    rv = raft_init(&r->raft, &r->io, &r->fsm.raft, cfg->id, cfg->address);
+    if (rv != 0) {
+        set_err(r, err, err_cap, "raft: init %s: %s", r->raft_dir,
+                raft_errmsg(&r->raft)[0] != '\0' ? raft_errmsg(&r->raft) : raft_strerror(rv));
+        rc = map_raft(rv, raft_errmsg(&r->raft));
+        goto err_io;
+    }
+    bkv_fsm_bind(&r->fsm, &r->raft);
+    raft_set_election_timeout(&r->raft, cfg->election_timeout_ms ? cfg->election_timeout_ms : 1000);
+    raft_set_heartbeat_timeout(&r->raft,
+                               cfg->heartbeat_timeout_ms ? cfg->heartbeat_timeout_ms : 100);
+    if (cfg->snapshot_threshold > 0)
+        raft_set_snapshot_threshold(&r->raft, cfg->snapshot_threshold);
+    if (cfg->snapshot_trailing > 0)
+        raft_set_snapshot_trailing(&r->raft, cfg->snapshot_trailing);
+    raft_set_pre_vote(&r->raft, true); /* a restarted node does not depose a healthy leader */
+
+    uv_prepare_init(loop, &r->monitor);
+    uv_idle_init(loop, &r->kick);
+    uv_timer_init(loop, &r->defer);
+    r->monitor.data = r->kick.data = r->defer.data = r;
+    r->open_handles = 3;
+    *out = r;
+    return BKV_OK;
+
+err_io:
+    raft_uv_close(&r->io);
+err_transport:
+    raft_uv_tcp_close(&r->transport);
+err_fsm:
+    bkv_fsm_close(&r->fsm);
+err_store:
+    bkv_store_close(r->store);
+err_free:
+    free(r);
+    return rc;
+}
+
+int bkv_raft_bootstrap(struct bkv_raft *r)
+{
+    struct raft_configuration conf;
+    bool self = false;
+    int rv = 0;
+
+    if (r == NULL)
+        return BKV_ERR_INVALID;
+    if (r->started || r->closing) {
+        set_err(r, NULL, 0, "raft: bootstrap %s: node already started", r->cfg.data_dir);
+        return BKV_ERR_INVALID;
+    }
+    for (size_t i = 0; i < r->cfg.n_members; i++)
+        if (r->cfg.members[i].id == r->cfg.id &&
+            strcmp(r->cfg.members[i].address, r->cfg.address) == 0)
+            self = true;
+    if (!self) {
+        set_err(r, NULL, 0, "raft: bootstrap %s: node %llu (%s) is not in the member list",
+                r->cfg.data_dir, (unsigned long long)r->cfg.id, r->cfg.address);
+        return BKV_ERR_INVALID;
+    }
+    raft_configuration_init(&conf);
+    for (size_t i = 0; rv == 0 && i < r->cfg.n_members; i++)
+        rv = raft_configuration_add(&conf, r->cfg.members[i].id, r->cfg.members[i].address,
+                                    RAFT_VOTER);
+    if (rv == 0)
+        rv = raft_bootstrap(&r->raft, &conf);
+    raft_configuration_close(&conf);
+    if (rv == RAFT_CANTBOOTSTRAP) {
+        set_err(r, NULL, 0, "raft: bootstrap %s: already bootstrapped", r->raft_dir);
+        return BKV_ERR_INVALID;
+    }
+    if (rv != 0) {
+        set_err(r, NULL, 0, "raft: bootstrap %s: %s: %s", r->raft_dir, raft_strerror(rv),
+                r->io.errmsg);
+        return map_raft(rv, r->io.errmsg);
+    }
+    return BKV_OK;
+}
+
+int bkv_raft_start(struct bkv_raft *r, bkv_raft_state_cb state_cb,
+                   bkv_raft_unavailable_cb unavailable_cb, void *data)
+{
+    int rv;
+
+    if (r == NULL || r->started || r->closing)
+        return BKV_ERR_INVALID;
+    r->state_cb = state_cb;
+    r->unavailable_cb = unavailable_cb;
+    r->cb_data = data;
+    rv = raft_start(&r->raft);
+    if (rv != 0) {
+        set_err(r, NULL, 0, "raft: start %s: %s", r->raft_dir,
+                raft_errmsg(&r->raft)[0] != '\0' ? raft_errmsg(&r->raft) : raft_strerror(rv));
+        return map_raft(rv, raft_errmsg(&r->raft));
+    }
+    r->started = true;
+    uv_prepare_start(&r->monitor, monitor_cb);
+    return BKV_OK;
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+    struct bkv_raft *r = h->data;
+    void (*cb)(void *) = r->close_cb;
+    void *data = r->close_data;
+
+    if (--r->open_handles > 0)
+        return;
+    free(r);
+    if (cb != NULL)
+        cb(data);
+}
+
+static void raft_closed_cb(struct raft *raft)
+{
+    struct bkv_raft *r = (struct bkv_raft *)((char *)raft - offsetof(struct bkv_raft, raft));
+
+    /* Requests raft never called back: nothing will, from now on. */
+    while (r->inflight != NULL) {
+        struct batch *b = r->inflight;
+        batch_unlink(r, b);
+        fail_list(b->head, BKV_ERR_SHUTDOWN);
+        free(b);
+    }
+    while (r->barriers != NULL) {
+        struct barrier *b = r->barriers;
+        r->barriers = b->next;
+        free(b);
+    }
+    raft_uv_close(&r->io);
+    raft_uv_tcp_close(&r->transport);
+    bkv_fsm_close(&r->fsm);
+    bkv_store_close(r->store);
+    r->store = NULL;
+    uv_close((uv_handle_t *)&r->monitor, handle_closed);
+    uv_close((uv_handle_t *)&r->kick, handle_closed);
+    uv_close((uv_handle_t *)&r->defer, handle_closed);
+}
+
+/* Runs from a timer, never inside a raft callback. */
+static void close_start_cb(uv_timer_t *h)
+{
+    struct bkv_raft *r = h->data;
+
+    uv_prepare_stop(&r->monitor);
+    uv_idle_stop(&r->kick);
+    fail_list(take_queue(r), BKV_ERR_SHUTDOWN);
+    raft_close(&r->raft, raft_closed_cb); /* fails what is pending, waits for log writes */
+}
+
+void bkv_raft_close(struct bkv_raft *r, void (*cb)(void *data), void *data)
+{
+    if (r == NULL || r->closing)
+        return;
+    r->closing = true;
+    r->close_cb = cb;
+    r->close_data = data;
+    uv_timer_start(&r->defer, close_start_cb, 0, 0);
+}
+
+/* ---- accessors ---- */
+
+void bkv_raft_leader(struct bkv_raft *r, uint64_t *id, const char **address)
+{
+    raft_id lid = 0;
+    const char *laddr = NULL;
+
+    if (r != NULL && r->started && !r->closing)
+        raft_leader(&r->raft, &lid, &laddr);
+    if (id != NULL)
+        *id = lid;
+    if (address != NULL)
+        *address = laddr;
+}
+
+enum bkv_raft_role bkv_raft_role(struct bkv_raft *r)
+{
+    return r->role;
+}
+
+struct bkv_store *bkv_raft_store(struct bkv_raft *r)
+{
+    return r->store;
+}
+
+const char *bkv_raft_errmsg(struct bkv_raft *r)
+{
+    return r->errmsg;
+}
+
+void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (r == NULL || !r->started || r->closing)
+        return;
+    out->term = raft_current_term(&r->raft);
+    out->commit_index = raft_commit_index(&r->raft);
+    out->last_index = raft_last_index(&r->raft);
+    out->applied_index = raft_last_applied(&r->raft);
+}

@@ -1,0 +1,117 @@
+/*
+ * One Raft member of the vault: libraft 0.22 on raft_uv (its disk log) and
+ * the raft_uv TCP transport, the FSM over a SQLite store, on one libuv loop.
+ *
+ * Data directory layout (created by bkv_raft_init if missing):
+ *   <data_dir>/raft/       libraft's segments, metadata and snapshots
+ *   <data_dir>/state.db    the SQLite store (plus -wal, -shm)
+ *   <data_dir>/snapshots/  scratch files for snapshot images
+ *
+ * Bootstrapping is explicit: bkv_raft_bootstrap() on a pristine node writes
+ * the member list; on a node with state it returns BKV_ERR_INVALID ("already
+ * bootstrapped"). A restart needs no bootstrap: libraft loads its log and
+ * snapshot, the store skips entries it already applied.
+ *
+ * A leader serves proposals only after a barrier of its own term has
+ * committed; before that bkv_raft_propose() returns BKV_ERR_NOT_READY. A
+ * follower returns BKV_ERR_NOT_LEADER and bkv_raft_leader() names the leader.
+ * The role is watched from a uv_prepare_t (libraft 0.22 has no state
+ * callback); changes reach the state callback. If the instance becomes
+ * unavailable (a disk or FSM failure), the unavailable callback fires with
+ * the reason: the process must exit non-zero for its supervisor to restart it.
+ *
+ * Everything here runs on the loop thread.
+ */
+#ifndef BKV_CONSENSUS_NODE_H
+#define BKV_CONSENSUS_NODE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "consensus/cmd.h"
+
+#define BKV_RAFT_MAX_MEMBERS 16
+#define BKV_RAFT_ERRMSG_LEN  512
+
+struct bkv_raft_member {
+    uint64_t id;
+    char dc[64];       /* data-center label */
+    char address[128]; /* Raft address, host:port */
+};
+
+struct bkv_raft_config {
+    uint64_t id;
+    char dc[64];
+    char address[128]; /* this node's Raft address, host:port */
+    char data_dir[4096];
+    struct bkv_raft_member members[BKV_RAFT_MAX_MEMBERS]; /* for bootstrap */
+    size_t n_members;
+    uint32_t max_attempts;         /* the cluster's guess limit (default 10) */
+    unsigned snapshot_threshold;   /* entries between snapshots (0: libraft default) */
+    unsigned snapshot_trailing;    /* entries kept after a snapshot (0: default) */
+    unsigned election_timeout_ms;  /* 0: 1000 */
+    unsigned heartbeat_timeout_ms; /* 0: 100 */
+};
+
+enum bkv_raft_role {
+    BKV_RAFT_FOLLOWER = 1,
+    BKV_RAFT_CANDIDATE,
+    BKV_RAFT_LEADER,       /* leader, barrier of its term not yet committed */
+    BKV_RAFT_LEADER_READY, /* leader serving proposals */
+    BKV_RAFT_UNAVAILABLE,
+};
+
+struct bkv_raft;
+
+typedef void (*bkv_raft_state_cb)(struct bkv_raft *r, enum bkv_raft_role role, void *data);
+typedef void (*bkv_raft_unavailable_cb)(struct bkv_raft *r, const char *reason, void *data);
+
+/* A proposal, allocated by the caller, valid until its callback. */
+struct bkv_raft_propose;
+typedef void (*bkv_raft_propose_cb)(struct bkv_raft_propose *req, int status,
+                                    const struct bkv_cmd_result *results, size_t n);
+struct bkv_raft_propose {
+    void *data;
+    /* private */
+    bkv_raft_propose_cb cb;
+    struct bkv_raft *r;
+    size_t n;
+    void *impl[8];
+};
+
+int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv_raft **out,
+                  char *err, size_t err_cap);
+int bkv_raft_bootstrap(struct bkv_raft *r);
+int bkv_raft_start(struct bkv_raft *r, bkv_raft_state_cb state_cb,
+                   bkv_raft_unavailable_cb unavailable_cb, void *data);
+/* Close asynchronously; cb runs on the loop once everything is released. */
+void bkv_raft_close(struct bkv_raft *r, void (*cb)(void *data), void *data);
+
+/*
+ * Propose cmds[0..n-1] (copied). The callback gets BKV_OK and the applied
+ * results after the commit, or BKV_ERR_LEADERSHIP_LOST (outcome unknown:
+ * retry with the same request ids), BKV_ERR_SHUTDOWN. Returns
+ * BKV_ERR_NOT_LEADER / BKV_ERR_NOT_READY at once without calling cb.
+ * Proposals made in the same loop iteration may share one Raft entry.
+ */
+int bkv_raft_propose(struct bkv_raft *r, struct bkv_raft_propose *req, const struct bkv_cmd *cmds,
+                     size_t n, bkv_raft_propose_cb cb);
+
+/* The leader as this node knows it: id 0 and address NULL if unknown. */
+void bkv_raft_leader(struct bkv_raft *r, uint64_t *id, const char **address);
+enum bkv_raft_role bkv_raft_role(struct bkv_raft *r);
+
+/* Raft progress as this node sees it, for status pages (all 0 before start). */
+struct bkv_raft_info {
+    uint64_t term;
+    uint64_t commit_index;
+    uint64_t last_index;    /* last entry in the local log */
+    uint64_t applied_index; /* last entry applied (commands, barriers, configurations) */
+};
+void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out);
+struct bkv_store *bkv_raft_store(struct bkv_raft *r);
+const char *bkv_raft_errmsg(struct bkv_raft *r);
+
+#endif
