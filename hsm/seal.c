@@ -52,6 +52,18 @@ static uint8_t *gcm_aad(const uint8_t *header, const uint8_t *aad, size_t aad_le
     return p;
 }
 
+/* The 48-byte CK_GCM_PARAMS (with ulIvBits) that SoftHSM2 expects. */
+static void gcm_params(CK_GCM_PARAMS *gcm, CK_BYTE *iv, CK_BYTE *aad, CK_ULONG aad_len)
+{
+    memset(gcm, 0, sizeof(*gcm));
+    gcm->pIv = iv;
+    gcm->ulIvLen = BKV_HSM_SEAL_IV_LEN;
+    gcm->ulIvBits = BKV_HSM_SEAL_IV_LEN * 8;
+    gcm->pAAD = aad;
+    gcm->ulAADLen = aad_len;
+    gcm->ulTagBits = BKV_HSM_SEAL_TAG_LEN * 8;
+}
+
 /* Version and length of a sealed blob, before any byte of it is used. */
 static int check_blob(struct bkv_hsm *h, const uint8_t *in, size_t in_len, size_t aad_len,
                       const char *op)
@@ -98,13 +110,7 @@ int hsm_seal_with(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key,
     full_aad = gcm_aad(out, aad, aad_len, aad_buf, &heap, &full_len);
     if (full_aad == NULL)
         return hsm_fail(h, BKV_ERR_NOMEM, op, "out of memory");
-    memset(&gcm, 0, sizeof(gcm));
-    gcm.pIv = out + 1 + BKV_HSM_KEY_ID_LEN;
-    gcm.ulIvLen = BKV_HSM_SEAL_IV_LEN;
-    gcm.ulIvBits = BKV_HSM_SEAL_IV_LEN * 8;
-    gcm.pAAD = full_aad;
-    gcm.ulAADLen = full_len;
-    gcm.ulTagBits = BKV_HSM_SEAL_TAG_LEN * 8;
+    gcm_params(&gcm, out + 1 + BKV_HSM_KEY_ID_LEN, full_aad, full_len);
     rv = h->f->C_EncryptInit(s, &mech, key);
     if (rv != CKR_OK) {
         rc = hsm_fail_ckr(h, op, "C_EncryptInit", rv);
@@ -158,13 +164,7 @@ int hsm_unseal_with(struct bkv_hsm *h, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key
             goto out;
         }
     }
-    memset(&gcm, 0, sizeof(gcm));
-    gcm.pIv = (CK_BYTE *)in + 1 + BKV_HSM_KEY_ID_LEN;
-    gcm.ulIvLen = BKV_HSM_SEAL_IV_LEN;
-    gcm.ulIvBits = BKV_HSM_SEAL_IV_LEN * 8;
-    gcm.pAAD = full_aad;
-    gcm.ulAADLen = full_len;
-    gcm.ulTagBits = BKV_HSM_SEAL_TAG_LEN * 8;
+    gcm_params(&gcm, (CK_BYTE *)in + 1 + BKV_HSM_KEY_ID_LEN, full_aad, full_len);
     rv = h->f->C_DecryptInit(s, &mech, key);
     if (rv != CKR_OK) {
         rc = hsm_fail_ckr(h, op, "C_DecryptInit", rv);
