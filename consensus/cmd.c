@@ -9,8 +9,9 @@
  * cmds beyond *n): BKV_ERR_LENGTH for a length that is not a multiple of 8, a
  * truncated command, a body length that does not fit the type, a sealed field
  * that is empty or longer than BKV_CMD_MAX_SEALED, or trailing bytes;
- * BKV_ERR_FORMAT for a non-zero reserved or padding byte, count 0, an ATTEMPT
- * limit of 0 or a SUCCESS for registration 0; BKV_ERR_UNSUPPORTED for an
+ * BKV_ERR_FORMAT for a non-zero reserved or padding byte (the ATTEMPT body is
+ * all reserved), count 0, a REGISTER limit of 0 or above BKV_CMD_MAX_LIMIT,
+ * or a SUCCESS for registration 0; BKV_ERR_UNSUPPORTED for an
  * unknown version or type; BKV_ERR_LIMIT for more commands than the caller's
  * capacity (or BKV_CMD_MAX_BATCH).
  */
@@ -66,6 +67,11 @@ static int sealed_len_ok(size_t len)
     return len >= 1 && len <= BKV_CMD_MAX_SEALED;
 }
 
+static int limit_ok(uint32_t max_attempts)
+{
+    return max_attempts >= 1 && max_attempts <= BKV_CMD_MAX_LIMIT;
+}
+
 /* Body length of a valid command, or 0 with *ok = 0 if it cannot be encoded. */
 static size_t body_len(const struct bkv_cmd *c, int *ok)
 {
@@ -73,12 +79,10 @@ static size_t body_len(const struct bkv_cmd *c, int *ok)
     switch (c->type) {
     case BKV_CMD_REGISTER:
         if (!sealed_len_ok(c->record_len) || !sealed_len_ok(c->wrapped_len) || c->record == NULL ||
-            c->wrapped == NULL)
+            c->wrapped == NULL || !limit_ok(c->max_attempts))
             break;
-        return 8 + c->record_len + c->wrapped_len;
+        return 12 + c->record_len + c->wrapped_len;
     case BKV_CMD_ATTEMPT:
-        if (c->max_attempts == 0)
-            break;
         return 8;
     case BKV_CMD_SUCCESS:
         if (c->registration == 0)
@@ -134,14 +138,14 @@ int bkv_cmd_entry_encode(const struct bkv_cmd *cmds, size_t n, uint8_t *out, siz
         memcpy(p + 8 + BKV_REQUEST_ID_LEN, c->account, BKV_ACCOUNT_KEY_LEN);
         switch (c->type) {
         case BKV_CMD_REGISTER:
-            put_u32(b, (uint32_t)c->record_len);
-            memcpy(b + 4, c->record, c->record_len);
-            put_u32(b + 4 + c->record_len, (uint32_t)c->wrapped_len);
-            memcpy(b + 8 + c->record_len, c->wrapped, c->wrapped_len);
+            put_u32(b, c->max_attempts);
+            put_u32(b + 4, (uint32_t)c->record_len);
+            memcpy(b + 8, c->record, c->record_len);
+            put_u32(b + 8 + c->record_len, (uint32_t)c->wrapped_len);
+            memcpy(b + 12 + c->record_len, c->wrapped, c->wrapped_len);
             break;
         case BKV_CMD_ATTEMPT:
-            put_u32(b, c->max_attempts);
-            break;
+            break; /* reserved(8), already zero */
         case BKV_CMD_SUCCESS:
             put_u64(b, c->registration);
             break;
@@ -161,26 +165,26 @@ static int decode_body(struct bkv_cmd *c, const uint8_t *b, size_t len)
 
     switch (c->type) {
     case BKV_CMD_REGISTER:
-        if (len < 8)
+        if (len < 12)
             return BKV_ERR_LENGTH;
-        rl = get_u32(b);
-        if (!sealed_len_ok(rl) || rl > len - 8)
+        rl = get_u32(b + 4);
+        if (!sealed_len_ok(rl) || rl > len - 12)
             return BKV_ERR_LENGTH;
-        wl = get_u32(b + 4 + rl);
-        if (!sealed_len_ok(wl) || wl != len - 8 - rl)
+        wl = get_u32(b + 8 + rl);
+        if (!sealed_len_ok(wl) || wl != len - 12 - rl)
             return BKV_ERR_LENGTH;
-        c->record = b + 4;
+        c->max_attempts = get_u32(b);
+        if (!limit_ok(c->max_attempts))
+            return BKV_ERR_FORMAT;
+        c->record = b + 8;
         c->record_len = rl;
-        c->wrapped = b + 8 + rl;
+        c->wrapped = b + 12 + rl;
         c->wrapped_len = wl;
         return BKV_OK;
     case BKV_CMD_ATTEMPT:
         if (len != 8)
             return BKV_ERR_LENGTH;
-        if (!all_zero(b + 4, 4))
-            return BKV_ERR_FORMAT;
-        c->max_attempts = get_u32(b);
-        return c->max_attempts == 0 ? BKV_ERR_FORMAT : BKV_OK;
+        return all_zero(b, 8) ? BKV_OK : BKV_ERR_FORMAT;
     case BKV_CMD_SUCCESS:
         if (len != 8)
             return BKV_ERR_LENGTH;

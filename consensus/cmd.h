@@ -7,15 +7,34 @@
  *   entry   = version(1) = 1 || reserved(3) = 0 || count(4) || command{count}
  *   command = type(1) || reserved(3) = 0 || body_len(4) || request_id(16)
  *             || account(32) || body(body_len) || zero pad to a multiple of 8
- *   body    = REGISTER: record_len(4) || record || wrapped_len(4) || wrapped
- *             ATTEMPT:  max_attempts(4) || reserved(4) = 0
+ *   body    = REGISTER: max_attempts(4) || record_len(4) || record
+ *                       || wrapped_len(4) || wrapped
+ *             ATTEMPT:  reserved(8) = 0
  *             SUCCESS:  registration(8)  (the index of the REGISTER it answers)
  *             DELETE:   empty
  *
  * Every entry's length is a multiple of 8 (libraft needs it). The decoder is
  * total: it checks every length and every reserved byte, and refuses unknown
  * versions and types, trailing bytes and non-zero padding. A sealed field is
- * 1..BKV_CMD_MAX_SEALED bytes; max_attempts and registration are never 0.
+ * 1..BKV_CMD_MAX_SEALED bytes; max_attempts is 1..BKV_CMD_MAX_LIMIT (so a
+ * counter of attempts + 1 never wraps); registration is never 0.
+ *
+ * The guess limit is replicated state: a REGISTER carries the limit of the
+ * leader that registered the record (bkv_raft_propose fills in the node's
+ * configured limit when the caller leaves max_attempts 0), the store keeps
+ * it in the record's row, and every ATTEMPT is counted against that row's
+ * limit. An ATTEMPT carries no limit, so no proposer (and no node with a
+ * different configuration) can choose the limit of a login.
+ *
+ * Request ids (the rule the gateway must follow): a request id is derived
+ * from a digest of the request's content; for LOGIN_INIT, from the client's
+ * request id and a digest of its KE1. A retried request (same content) is
+ * then the same request and gets its remembered result (replayed = 1); a
+ * changed request is a new request and is applied (counted) anew. So a
+ * replayed COUNTED only permits answering the same KE1 again, which reveals
+ * nothing new: one KE1 is one password guess, and it was counted once. A
+ * request id chosen by the client alone would let it reuse one COUNTED for
+ * many KE1s, i.e. many guesses for one count.
  *
  * account is HMAC(realm MAC key, account id), computed in the HSM: the store
  * never sees account names. record and wrapped are sealed by the HSM before
@@ -32,9 +51,10 @@
 #define BKV_CMD_VERSION       1
 #define BKV_REQUEST_ID_LEN    16
 #define BKV_ACCOUNT_KEY_LEN   32
-#define BKV_CMD_MAX_SEALED    4096 /* longest sealed record or wrapped key */
-#define BKV_CMD_MAX_BATCH     1024 /* most commands in one entry */
-#define BKV_CMD_DEFAULT_LIMIT 10   /* default max_attempts of a cluster */
+#define BKV_CMD_MAX_SEALED    4096    /* longest sealed record or wrapped key */
+#define BKV_CMD_MAX_BATCH     1024    /* most commands in one entry */
+#define BKV_CMD_DEFAULT_LIMIT 10      /* default max_attempts of a cluster */
+#define BKV_CMD_MAX_LIMIT     1000000 /* highest max_attempts a REGISTER may carry */
 
 enum bkv_cmd_type {
     BKV_CMD_REGISTER = 1, /* replace the record, reset the counter */
@@ -48,7 +68,7 @@ struct bkv_cmd {
     enum bkv_cmd_type type;
     uint8_t request_id[BKV_REQUEST_ID_LEN];
     uint8_t account[BKV_ACCOUNT_KEY_LEN];
-    uint32_t max_attempts; /* ATTEMPT: the cluster's limit, fixed at proposal */
+    uint32_t max_attempts; /* REGISTER: the record's guess limit, 1..BKV_CMD_MAX_LIMIT */
     uint64_t registration; /* SUCCESS: index of the REGISTER the login ran against */
     const uint8_t *record; /* REGISTER: sealed OPAQUE record */
     size_t record_len;
@@ -74,7 +94,7 @@ enum bkv_cmd_status {
 struct bkv_cmd_result {
     enum bkv_cmd_status status;
     uint32_t attempts;
-    uint32_t max_attempts;
+    uint32_t max_attempts; /* the record's own limit (from its REGISTER); 0 if no record */
     uint64_t registration;
     int replayed; /* 1: the request id was seen before; this is the original result */
 };

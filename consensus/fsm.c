@@ -11,7 +11,11 @@
  * rather than one buffer; fsm.h gives the proposer's check.
  * Failure modes: a malformed entry (only a buggy or hostile leader can write
  * one) is treated alike on every node: its index is marked applied with no
- * change, the slot's status carries the decode error, apply returns 0. A
+ * change, the slot's status carries the decode error, apply returns 0. An
+ * entry at or below the store's applied index changes nothing and its slot
+ * says BKV_ERR_RAFT ("already applied: the store is ahead of the log"): on a
+ * replay after a restart nobody reads it, and a proposer whose entry landed
+ * on a store that is ahead of the log gets an error, never a false OK. A
  * storage failure returns RAFT_IOERR: libraft then turns the instance
  * unavailable and the node must exit for its supervisor to restart it, never
  * carry on with a state that misses an entry.
@@ -55,6 +59,7 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
     slot = &f->ring[index % BKV_FSM_RING];
     slot->index = index;
     slot->n = 0;
+    slot->errmsg[0] = '\0';
     rv = bkv_cmd_entry_decode(buf->base, buf->len, f->cmds, BKV_CMD_MAX_BATCH, &n);
     if (rv != BKV_OK) {
         /* Deterministic on every node: skip the entry, report why. */
@@ -62,10 +67,24 @@ static int fsm_apply(struct raft_fsm *fsm, const struct raft_buffer *buf, void *
         if (bkv_store_skip(f->store, index) != BKV_OK)
             return RAFT_IOERR;
     } else {
-        if (bkv_store_apply(f->store, index, f->cmds, n, slot->results) != BKV_OK)
+        int ahead = 0;
+
+        if (bkv_store_apply(f->store, index, f->cmds, n, slot->results, &ahead) != BKV_OK)
             return RAFT_IOERR;
-        slot->status = BKV_OK;
-        slot->n = n;
+        if (ahead) {
+            /*
+             * The store already holds index: a replay after a restart (no
+             * proposer waits) or a store ahead of its log. Never hand a
+             * proposer OK for commands that were not applied.
+             */
+            slot->status = BKV_ERR_RAFT;
+            snprintf(slot->errmsg, sizeof(slot->errmsg),
+                     "entry %llu already applied: the store is ahead of the log",
+                     (unsigned long long)index);
+        } else {
+            slot->status = BKV_OK;
+            slot->n = n;
+        }
     }
     f->last = slot;
     *result = slot;

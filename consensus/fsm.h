@@ -13,9 +13,10 @@
  * and proposing the same commands again returns their remembered results
  * (replayed = 1).
  * A malformed entry is refused by every node alike: it is marked applied with
- * no change and the results say so. A storage failure returns non-zero, which
- * makes the raft instance unavailable; the node then exits for its supervisor
- * to restart it (never continue with a diverged state).
+ * no change and the results say so. An entry the store had already applied
+ * (store ahead of the log) gets status BKV_ERR_RAFT, never BKV_OK. A storage failure returns
+ * non-zero, which makes the raft instance unavailable; the node then exits for its supervisor to
+ * restart it (never continue with a diverged state).
  *
  * snapshot: bkv_store_snapshot into a file in the snapshot directory, mapped
  * read-only into memory and handed to libraft as buffers into the mapping
@@ -39,8 +40,10 @@
 
 /* What apply hands the proposer (through raft_apply's callback result). */
 struct bkv_fsm_result {
-    int status;     /* BKV_OK, or a BKV_ERR_* code for a malformed entry */
-    uint64_t index; /* the entry these results belong to */
+    int status;      /* BKV_OK; a BKV_ERR_* code for a malformed entry; BKV_ERR_RAFT if the
+                        store had already applied index (nothing applied, see errmsg) */
+    char errmsg[96]; /* why status is not BKV_OK, when there is more to say ("" else) */
+    uint64_t index;  /* the entry these results belong to */
     size_t n;
     struct bkv_cmd_result results[BKV_CMD_MAX_BATCH];
 };

@@ -2,7 +2,8 @@
  * One Raft member: libraft 0.22 on raft_uv and its TCP transport, the FSM over
  * the SQLite store, all on one libuv loop.
  *
- * Normal path: bkv_raft_init makes <data_dir>/{raft,snapshots}, opens the
+ * Normal path: bkv_raft_init makes <data_dir>/{raft,snapshots} (emptying
+ * snapshots/ of a crash's leftovers), opens the
  * store, sets up the transport (version 1), raft_uv and raft_init (which
  * probes the disk). bkv_raft_start starts raft and a uv_prepare_t monitor
  * that polls raft_state() once per loop iteration: a new leader issues a
@@ -13,7 +14,9 @@
  * entry and its disk write; never from inside a libraft callback), and the
  * apply callback fans the FSM's results out to each proposer in order. If
  * the FSM's result ring was overrun (fsm.h), the entry did commit: its
- * proposals are proposed again and get their remembered results.
+ * proposals are proposed again and get their remembered results; any later
+ * failure of such a proposal is reported as BKV_ERR_LEADERSHIP_LOST
+ * (outcome unknown), never as a code that suggests nothing was applied.
  * Failure modes: an unusable data directory fails init with a message that
  * names it and the call. The instance is declared unavailable, once, through
  * the unavailable callback, when raft_state() says so or when the applied
@@ -36,7 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <raft.h>
 #include <raft/uv.h>
@@ -172,6 +177,34 @@ static int make_dir(struct bkv_raft *r, const char *path, char *err, size_t err_
     return errno == ENOSPC ? BKV_ERR_NOSPACE : BKV_ERR_IO;
 }
 
+/*
+ * Remove the files left in the snapshot scratch directory by a crash (image
+ * copies, a half-written restore.db): nothing there outlives a process, and
+ * an old image holds secrets that have since been deleted.
+ */
+static int clear_dir(struct bkv_raft *r, const char *path, char *err, size_t err_cap)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int rc = BKV_OK;
+
+    if (d == NULL) {
+        set_err(r, err, err_cap, "raft: opendir %s: %s", path, strerror(errno));
+        return BKV_ERR_IO;
+    }
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dirfd(d), e->d_name, 0) != 0 && errno != ENOENT) {
+            set_err(r, err, err_cap, "raft: remove %s/%s: %s", path, e->d_name, strerror(errno));
+            rc = BKV_ERR_IO;
+            break;
+        }
+    }
+    closedir(d);
+    return rc;
+}
+
 static bool terminated(const char *s, size_t cap)
 {
     return memchr(s, '\0', cap) != NULL;
@@ -192,6 +225,8 @@ static int check_config(const struct bkv_raft_config *c, char *err, size_t err_c
         why = "no data directory";
     else if (c->n_members > BKV_RAFT_MAX_MEMBERS)
         why = "too many members";
+    else if (c->max_attempts > BKV_CMD_MAX_LIMIT)
+        why = "max_attempts above BKV_CMD_MAX_LIMIT";
     for (size_t i = 0; why == NULL && i < c->n_members; i++) {
         const struct bkv_raft_member *m = &c->members[i];
         if (m->id == 0 || !terminated(m->dc, sizeof(m->dc)) ||
@@ -228,17 +263,22 @@ static void release_copy(struct bkv_raft_propose *p)
 }
 
 /*
- * Call back every proposal of list (linked by impl[0]) with status. A
- * requeued proposal's entry did commit: if it cannot be proposed again, its
- * outcome is unknown to the proposer, never "not applied".
+ * The status a proposal is failed with. A requeued proposal (re-proposed
+ * after a result-ring overrun) has committed: whatever fails later
+ * (NOSPACE, NOMEM, RAFT, SHUTDOWN, NOT_LEADER ...), its outcome is unknown
+ * to the proposer, never "not applied": BKV_ERR_LEADERSHIP_LOST.
  */
+static int fail_status(const struct bkv_raft_propose *p, int status)
+{
+    return p->impl[P_REQUEUED] != NULL ? BKV_ERR_LEADERSHIP_LOST : status;
+}
+
+/* Call back every proposal of list (linked by impl[0]) with status (see fail_status). */
 static void fail_list(struct bkv_raft_propose *p, int status)
 {
     while (p != NULL) {
         struct bkv_raft_propose *next = p_next(p);
-        int st = status;
-        if (p->impl[P_REQUEUED] != NULL && (st == BKV_ERR_NOT_LEADER || st == BKV_ERR_NOT_READY))
-            st = BKV_ERR_LEADERSHIP_LOST;
+        int st = fail_status(p, status);
         release_copy(p);
         p->impl[P_NEXT] = NULL;
         p->cb(p, st, NULL, 0);
@@ -288,27 +328,50 @@ int bkv_raft_propose(struct bkv_raft *r, struct bkv_raft_propose *req, const str
     rc = serve_status(r);
     if (rc != BKV_OK)
         return rc;
-    bytes = bkv_cmd_entry_len(cmds, n);
-    if (bytes == 0)
-        return BKV_ERR_INVALID;
-    for (size_t i = 0; i < n; i++)
+    /*
+     * Only a REGISTER carries record and wrapped; any other type's pointers
+     * and lengths are ignored and zeroed in the copy, whatever the caller
+     * left in them. The lengths are bounded before they are summed (the
+     * codec checks them again on the copy).
+     */
+    for (size_t i = 0; i < n; i++) {
+        if (cmds[i].type != BKV_CMD_REGISTER)
+            continue;
+        if (cmds[i].record_len > BKV_CMD_MAX_SEALED || cmds[i].wrapped_len > BKV_CMD_MAX_SEALED ||
+            cmds[i].record == NULL || cmds[i].wrapped == NULL)
+            return BKV_ERR_INVALID;
+        if (extra > SIZE_MAX - cmds[i].record_len - cmds[i].wrapped_len)
+            return BKV_ERR_LENGTH;
         extra += cmds[i].record_len + cmds[i].wrapped_len;
+    }
+    if (n > (SIZE_MAX - extra) / sizeof(*copy))
+        return BKV_ERR_LENGTH;
     copy = malloc(n * sizeof(*copy) + extra);
     if (copy == NULL)
         return BKV_ERR_NOMEM;
     memcpy(copy, cmds, n * sizeof(*copy));
     tail = (uint8_t *)(copy + n);
     for (size_t i = 0; i < n; i++) {
-        if (copy[i].record_len > 0) {
-            memcpy(tail, cmds[i].record, cmds[i].record_len);
-            copy[i].record = tail;
-            tail += cmds[i].record_len;
+        if (copy[i].type != BKV_CMD_REGISTER) {
+            copy[i].record = copy[i].wrapped = NULL;
+            copy[i].record_len = copy[i].wrapped_len = 0;
+            copy[i].max_attempts = 0;
+            continue;
         }
-        if (copy[i].wrapped_len > 0) {
-            memcpy(tail, cmds[i].wrapped, cmds[i].wrapped_len);
-            copy[i].wrapped = tail;
-            tail += cmds[i].wrapped_len;
-        }
+        /* The limit is replicated with the record (cmd.h): default to ours. */
+        if (copy[i].max_attempts == 0)
+            copy[i].max_attempts = r->cfg.max_attempts;
+        memcpy(tail, cmds[i].record, cmds[i].record_len);
+        copy[i].record = tail;
+        tail += cmds[i].record_len;
+        memcpy(tail, cmds[i].wrapped, cmds[i].wrapped_len);
+        copy[i].wrapped = tail;
+        tail += cmds[i].wrapped_len;
+    }
+    bytes = bkv_cmd_entry_len(copy, n);
+    if (bytes == 0) {
+        free(copy);
+        return BKV_ERR_INVALID;
     }
     req->cb = cb;
     req->r = r;
@@ -383,7 +446,10 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         fail_list(p, BKV_ERR_LEADERSHIP_LOST);
         return;
     } else if (st == BKV_OK && fr->status != BKV_OK) {
-        st = fr->status; /* the entry was refused as malformed by every node */
+        /* refused as malformed by every node, or the store was ahead of the log */
+        st = fr->status;
+        if (fr->errmsg[0] != '\0')
+            set_err(r, NULL, 0, "raft: %s", fr->errmsg);
     } else if (st == BKV_OK && fr->n != b->n_cmds) {
         st = BKV_ERR_RAFT; /* cannot happen: the entry we built has n_cmds commands */
     }
@@ -396,7 +462,7 @@ static void apply_cb(struct raft_apply *req, int status, void *result)
         if (st == BKV_OK)
             p->cb(p, BKV_OK, fr->results + off, n);
         else
-            p->cb(p, st, NULL, 0);
+            p->cb(p, fail_status(p, st), NULL, 0);
         off += n;
         p = next;
     }
@@ -683,6 +749,8 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
     }
     r->loop = loop;
     r->cfg = *cfg;
+    if (r->cfg.max_attempts == 0)
+        r->cfg.max_attempts = BKV_CMD_DEFAULT_LIMIT;
     r->role = BKV_RAFT_FOLLOWER;
     snprintf(r->raft_dir, sizeof(r->raft_dir), "%s/raft", cfg->data_dir);
     snprintf(r->db_path, sizeof(r->db_path), "%s/state.db", cfg->data_dir);
@@ -693,6 +761,8 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
         rc = make_dir(r, r->raft_dir, err, err_cap);
     if (rc == BKV_OK)
         rc = make_dir(r, r->snap_dir, err, err_cap);
+    if (rc == BKV_OK)
+        rc = clear_dir(r, r->snap_dir, err, err_cap);
     if (rc != BKV_OK)
         goto err_free;
 
@@ -770,6 +840,27 @@ err_free:
     return rc;
 }
 
+/*
+ * Whether raft_uv's directory holds anything beyond the two metadata files
+ * it creates on every load (segments, open segments, snapshots): a node
+ * that ever ran bootstrap or joined has them. Unreadable counts as yes, so
+ * libraft's own check decides.
+ */
+static bool raft_dir_has_log(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    bool found = false;
+
+    if (d == NULL)
+        return true;
+    while (!found && (e = readdir(d)) != NULL)
+        found = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0 &&
+                strcmp(e->d_name, "metadata1") != 0 && strcmp(e->d_name, "metadata2") != 0;
+    closedir(d);
+    return found;
+}
+
 int bkv_raft_bootstrap(struct bkv_raft *r)
 {
     struct raft_configuration conf;
@@ -789,6 +880,19 @@ int bkv_raft_bootstrap(struct bkv_raft *r)
     if (!self) {
         set_err(r, NULL, 0, "raft: bootstrap %s: node %llu (%s) is not in the member list",
                 r->cfg.data_dir, (unsigned long long)r->cfg.id, r->cfg.address);
+        return BKV_ERR_INVALID;
+    }
+    /*
+     * A store with state but a pristine log would be ahead of the log: the
+     * new log's entries would land on indexes it already holds, and their
+     * commands would not be applied. (A node with a log gets libraft's
+     * "already bootstrapped" below, as before.)
+     */
+    if (bkv_store_applied_index(r->store) > 0 && !raft_dir_has_log(r->raft_dir)) {
+        set_err(r, NULL, 0,
+                "raft: bootstrap %s: the store already holds state at index %llu; refusing to "
+                "bootstrap",
+                r->cfg.data_dir, (unsigned long long)bkv_store_applied_index(r->store));
         return BKV_ERR_INVALID;
     }
     raft_configuration_init(&conf);

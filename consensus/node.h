@@ -5,12 +5,14 @@
  * Data directory layout (created by bkv_raft_init if missing):
  *   <data_dir>/raft/       libraft's segments, metadata and snapshots
  *   <data_dir>/state.db    the SQLite store (plus -wal, -shm)
- *   <data_dir>/snapshots/  scratch files for snapshot images
+ *   <data_dir>/snapshots/  scratch files for snapshot images (emptied by
+ *                          bkv_raft_init: anything there is a crash's leftover)
  *
  * Bootstrapping is explicit: bkv_raft_bootstrap() on a pristine node writes
  * the member list; on a node with state it returns BKV_ERR_INVALID ("already
- * bootstrapped"). A restart needs no bootstrap: libraft loads its log and
- * snapshot, the store skips entries it already applied.
+ * bootstrapped", or "the store already holds state at index N; refusing to
+ * bootstrap" when state.db has applied entries but the Raft log is empty). A restart needs no
+ * bootstrap: libraft loads its log and snapshot, the store skips entries it already applied.
  *
  * A leader serves proposals only after a barrier of its own term has
  * committed; before that bkv_raft_propose() returns BKV_ERR_NOT_READY. A
@@ -48,7 +50,8 @@ struct bkv_raft_config {
     char data_dir[4096];
     struct bkv_raft_member members[BKV_RAFT_MAX_MEMBERS]; /* for bootstrap */
     size_t n_members;
-    uint32_t max_attempts;         /* the cluster's guess limit (default 10) */
+    uint32_t max_attempts;         /* guess limit put into REGISTERs whose caller left it 0
+                                      (0: BKV_CMD_DEFAULT_LIMIT; at most BKV_CMD_MAX_LIMIT) */
     unsigned snapshot_threshold;   /* entries between snapshots (0: libraft default) */
     unsigned snapshot_trailing;    /* entries kept after a snapshot (0: default) */
     unsigned election_timeout_ms;  /* 0: 1000 */
@@ -90,9 +93,17 @@ int bkv_raft_start(struct bkv_raft *r, bkv_raft_state_cb state_cb,
 void bkv_raft_close(struct bkv_raft *r, void (*cb)(void *data), void *data);
 
 /*
- * Propose cmds[0..n-1] (copied). The callback gets BKV_OK and the applied
+ * Propose cmds[0..n-1] (copied; record and wrapped only for REGISTER, other
+ * types' record/wrapped/max_attempts fields are ignored). A REGISTER whose
+ * max_attempts is 0 gets this node's cfg.max_attempts: the limit is fixed
+ * when the record is registered and replicated with it (cmd.h). BKV_ERR_INVALID for commands
+ * the codec refuses, BKV_ERR_LENGTH if the copy's size would overflow,
+ * BKV_ERR_NOMEM. The callback gets BKV_OK and the applied
  * results after the commit, or BKV_ERR_LEADERSHIP_LOST (outcome unknown:
- * retry with the same request ids), BKV_ERR_SHUTDOWN. Returns
+ * retry with the same request ids), BKV_ERR_SHUTDOWN. A proposal whose entry
+ * committed but whose results were lost (fsm.h ring overrun) is proposed
+ * again; if that fails in any way the callback gets BKV_ERR_LEADERSHIP_LOST,
+ * never NOSPACE/NOMEM/RAFT/SHUTDOWN (its commands may have been applied). Returns
  * BKV_ERR_NOT_LEADER / BKV_ERR_NOT_READY at once without calling cb.
  * Proposals made in the same loop iteration may share one Raft entry.
  */

@@ -53,8 +53,8 @@
 #define BKV_STORE_SYNCHRONOUS "NORMAL"
 #endif
 
-#define SCHEMA_VERSION 1
-#define HASH_LABEL     "BKV-STORE-HASH-v1"
+#define SCHEMA_VERSION 2 /* 2: records.max_attempts, the limit replicated with the REGISTER */
+#define HASH_LABEL     "BKV-STORE-HASH-v2"
 
 static const char schema_sql[] =
     "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT;"
@@ -63,6 +63,7 @@ static const char schema_sql[] =
     "CREATE TABLE records (account BLOB PRIMARY KEY NOT NULL CHECK (length(account) = 32),"
     " live INTEGER NOT NULL CHECK (live IN (0, 1)),"
     " attempts INTEGER NOT NULL CHECK (attempts >= 0),"
+    " max_attempts INTEGER NOT NULL CHECK (max_attempts > 0),"
     " registration INTEGER NOT NULL CHECK (registration > 0),"
     " record BLOB, wrapped BLOB,"
     " CHECK ((live = 1 AND record IS NOT NULL AND wrapped IS NOT NULL)"
@@ -73,7 +74,7 @@ static const char schema_sql[] =
     " attempts INTEGER NOT NULL, max_attempts INTEGER NOT NULL, registration INTEGER NOT NULL,"
     " PRIMARY KEY (request_id, account, type)) STRICT, WITHOUT ROWID;"
     "CREATE INDEX requests_by_entry ON requests (entry);"
-    "INSERT INTO schema_version VALUES (1);"
+    "INSERT INTO schema_version VALUES (2);"
     "INSERT INTO meta VALUES (1, 0);";
 
 enum {
@@ -107,19 +108,21 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_REQ_PUT] = "INSERT INTO requests (request_id, account, type, entry, status, attempts,"
                    " max_attempts, registration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     [ST_REQ_PRUNE] = "DELETE FROM requests WHERE entry < ?1",
-    [ST_REC_GET] = "SELECT live, attempts, registration, record, wrapped FROM records"
+    [ST_REC_GET] = "SELECT live, attempts, registration, record, wrapped, max_attempts FROM records"
                    " WHERE account = ?1",
-    [ST_REC_PUT] = "INSERT INTO records (account, live, attempts, registration, record, wrapped)"
-                   " VALUES (?1, 1, 0, ?2, ?3, ?4) ON CONFLICT (account) DO UPDATE SET"
-                   " live = 1, attempts = 0, registration = excluded.registration,"
-                   " record = excluded.record, wrapped = excluded.wrapped",
+    [ST_REC_PUT] =
+        "INSERT INTO records (account, live, attempts, max_attempts, registration, record,"
+        " wrapped) VALUES (?1, 1, 0, ?5, ?2, ?3, ?4) ON CONFLICT (account) DO UPDATE SET"
+        " live = 1, attempts = 0, max_attempts = excluded.max_attempts,"
+        " registration = excluded.registration,"
+        " record = excluded.record, wrapped = excluded.wrapped",
     [ST_REC_COUNT] = "UPDATE records SET attempts = ?2 WHERE account = ?1",
     [ST_REC_DESTROY] = "UPDATE records SET live = 0, attempts = ?2, record = NULL,"
                        " wrapped = NULL WHERE account = ?1",
     [ST_REC_DELETE] = "DELETE FROM records WHERE account = ?1",
     [ST_COUNTS] = "SELECT live, count(*) FROM records GROUP BY live",
-    [ST_HASH_REC] = "SELECT account, live, attempts, registration, record, wrapped FROM records"
-                    " ORDER BY account",
+    [ST_HASH_REC] = "SELECT account, live, attempts, max_attempts, registration, record, wrapped"
+                    " FROM records ORDER BY account",
     [ST_HASH_REQ] = "SELECT request_id, account, type, entry, status, attempts, max_attempts,"
                     " registration FROM requests ORDER BY request_id, account, type",
 };
@@ -135,7 +138,7 @@ struct bkv_store {
 /* One row of the records table, as apply sees it. */
 struct row {
     int found, live;
-    uint32_t attempts;
+    uint32_t attempts, max_attempts;
     uint64_t registration;
 };
 
@@ -416,6 +419,7 @@ static int row_get(struct bkv_store *s, const uint8_t *account, struct row *r)
         r->live = sqlite3_column_int(st, 0);
         r->attempts = (uint32_t)sqlite3_column_int64(st, 1);
         r->registration = (uint64_t)sqlite3_column_int64(st, 2);
+        r->max_attempts = (uint32_t)sqlite3_column_int64(st, 5);
         rc = SQLITE_DONE;
     }
     if (rc != SQLITE_DONE)
@@ -447,18 +451,26 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
     memset(res, 0, sizeof(*res));
     switch (c->type) {
     case BKV_CMD_REGISTER:
+        if (c->max_attempts == 0 || c->max_attempts > BKV_CMD_MAX_LIMIT) {
+            set_err(s->errmsg, sizeof(s->errmsg), "store: register: max_attempts %lu",
+                    (unsigned long)c->max_attempts);
+            return BKV_ERR_INVALID;
+        }
         st = s->st[ST_REC_PUT];
         bind_blob(st, 1, c->account, BKV_ACCOUNT_KEY_LEN);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)index);
         bind_blob(st, 3, c->record, c->record_len);
         bind_blob(st, 4, c->wrapped, c->wrapped_len);
+        sqlite3_bind_int64(st, 5, c->max_attempts);
         rv = run(s, ST_REC_PUT, "register");
         *wiped |= r.found && r.live;
         res->status = BKV_CMD_REGISTERED;
+        res->max_attempts = c->max_attempts;
         res->registration = index;
         break;
     case BKV_CMD_ATTEMPT:
-        res->max_attempts = c->max_attempts;
+        /* The row's own limit, replicated with its REGISTER (cmd.h). */
+        res->max_attempts = r.max_attempts;
         if (!r.found) {
             res->status = BKV_CMD_NOT_FOUND;
             break;
@@ -469,7 +481,7 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
             break;
         }
         res->attempts = r.attempts + 1;
-        if (r.attempts >= c->max_attempts) {
+        if (r.attempts >= r.max_attempts) {
             /* Past the limit: the secrets go, a tombstone stays. */
             rv = row_set(s, ST_REC_DESTROY, c->account, res->attempts);
             *wiped = 1;
@@ -574,16 +586,22 @@ static int finish(struct bkv_store *s, uint64_t index, int rv)
 }
 
 int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *cmds, size_t n,
-                    struct bkv_cmd_result *results)
+                    struct bkv_cmd_result *results, int *ahead)
 {
     int rv, wiped = 0, found;
 
+    if (ahead != NULL)
+        *ahead = 0;
     if (s == NULL || (n > 0 && (cmds == NULL || results == NULL)) || index > INT64_MAX)
         return BKV_ERR_INVALID;
     if (n > 0)
         memset(results, 0, n * sizeof(*results));
-    if (index <= s->applied)
+    if (index <= s->applied) {
+        /* Already applied (a replay after a restart) or the store is ahead of the log. */
+        if (ahead != NULL)
+            *ahead = 1;
         return BKV_OK;
+    }
     if (s->db == NULL)
         return no_db(s);
     rv = run(s, ST_BEGIN, "begin");
@@ -619,7 +637,7 @@ int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *c
 
 int bkv_store_skip(struct bkv_store *s, uint64_t index)
 {
-    return bkv_store_apply(s, index, NULL, 0, NULL);
+    return bkv_store_apply(s, index, NULL, 0, NULL, NULL);
 }
 
 int bkv_store_get(struct bkv_store *s, const uint8_t account[static BKV_ACCOUNT_KEY_LEN],
@@ -643,6 +661,7 @@ int bkv_store_get(struct bkv_store *s, const uint8_t account[static BKV_ACCOUNT_
         r.live = sqlite3_column_int(st, 0);
         r.attempts = (uint32_t)sqlite3_column_int64(st, 1);
         r.registration = (uint64_t)sqlite3_column_int64(st, 2);
+        r.max_attempts = (uint32_t)sqlite3_column_int64(st, 5);
         if (rl > 0 && (r.record = malloc(rl)) != NULL)
             memcpy(r.record, sqlite3_column_blob(st, 3), r.record_len = rl);
         if (wl > 0 && (r.wrapped = malloc(wl)) != NULL)
@@ -862,10 +881,17 @@ static int image_copy(struct bkv_store *s, sqlite3 *img, const char *to)
         rc = sqlite3_exec(dst, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
     if (rc == SQLITE_OK) {
         b = sqlite3_backup_init(dst, "main", img, "main");
-        if (b != NULL)
-            sqlite3_backup_step(b, -1);
-        sqlite3_backup_finish(b);
-        rc = sqlite3_errcode(dst);
+        if (b == NULL) {
+            rc = sqlite3_errcode(dst);
+            if (rc == SQLITE_OK)
+                rc = SQLITE_ERROR;
+        } else {
+            /* All pages in one step: SQLITE_DONE, anything else is a failure. */
+            int step = sqlite3_backup_step(b, -1);
+            int fin = sqlite3_backup_finish(b); /* the step's error, or its own */
+
+            rc = step == SQLITE_DONE ? fin : (step == SQLITE_OK ? SQLITE_ERROR : step);
+        }
     }
     if (rc != SQLITE_OK)
         set_err(s->errmsg, sizeof(s->errmsg), "store: copy image to %s: %s", to,

@@ -6,7 +6,8 @@
  * wrapped key present, counter) or a tombstone (secrets deleted from the row,
  * for good). Each applied Raft entry runs in one transaction that also stores
  * the entry's index, so a restart never applies an entry twice: apply of an
- * index at or below the stored one is a no-op. Request ids are remembered
+ * index at or below the stored one is a no-op that says so (see
+ * bkv_store_apply). Request ids are remembered
  * (with their original results) for BKV_STORE_REQUEST_WINDOW entries, so a
  * replayed request changes nothing and gets its first result again. A
  * request is identified by its id, account and command type together: an id
@@ -14,8 +15,10 @@
  * borrow another account's COUNTED result by reusing its id).
  *
  * Rules (the guess limit rests on them):
- *   REGISTER  replaces the record (live again, counter 0, registration = index)
- *   ATTEMPT   live: counter + 1; if that passes max_attempts, the record is
+ *   REGISTER  replaces the record (live again, counter 0, registration = index,
+ *             max_attempts = the REGISTER's limit, kept in the row)
+ *   ATTEMPT   live: counter + 1; if that passes the row's max_attempts (the
+ *             limit its REGISTER carried; an ATTEMPT carries none), the record is
  *             destroyed (tombstone, secrets deleted) and the result is
  *             DESTROYED (no KE2); otherwise COUNTED. Tombstone: DESTROYED.
  *             Unknown: NOT_FOUND (the gateway answers with a fake record).
@@ -42,6 +45,7 @@ struct bkv_store;
 struct bkv_store_record {
     int live; /* 1 live, 0 tombstone */
     uint32_t attempts;
+    uint32_t max_attempts; /* the limit its REGISTER carried */
     uint64_t registration;
     uint8_t *record;
     size_t record_len;
@@ -67,13 +71,17 @@ uint64_t bkv_store_applied_index(const struct bkv_store *s);
 /*
  * Apply the commands of the entry at index, all in one transaction with the
  * new applied index; results[i] is the outcome of cmds[i]. index <= applied
- * index: nothing changes and BKV_OK is returned with results zeroed. A
+ * index: nothing changes, BKV_OK is returned with results zeroed and *ahead
+ * (if ahead is not NULL) is set to 1, else 0. A caller that hands results to
+ * a proposer must treat *ahead = 1 as a failure: the commands were NOT
+ * applied (the store already holds a state at or past index, e.g. a replay
+ * after a restart, which has no proposer, or a store ahead of its log). A
  * storage failure rolls everything back and returns BKV_ERR_NOSPACE (full
  * disk) or BKV_ERR_IO (any other SQLite error) with the SQLite message in
  * bkv_store_errmsg(); the store is then unchanged.
  */
 int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *cmds, size_t n,
-                    struct bkv_cmd_result *results);
+                    struct bkv_cmd_result *results, int *ahead);
 
 /* Mark index as applied with no command (barriers, configuration entries). */
 int bkv_store_skip(struct bkv_store *s, uint64_t index);

@@ -266,7 +266,6 @@ static void submit(struct slot *s)
         cmd.type = BKV_CMD_ATTEMPT;
         account_of(n->next_account++ % N_ACCOUNTS, cmd.account);
         reqid_of(++n->next_reqid, cmd.request_id);
-        cmd.max_attempts = UINT32_MAX;
         s->prop.data = s;
         rv = bkv_raft_propose(n->br, &s->prop, &cmd, 1, bkv_propose_cb);
     }
@@ -351,6 +350,7 @@ static void start_setup(struct bnode *n)
             cmds[i].record_len = sizeof(blob);
             cmds[i].wrapped = blob;
             cmds[i].wrapped_len = 48;
+            cmds[i].max_attempts = BKV_CMD_MAX_LIMIT; /* never reached in a run */
         }
         req->data = n;
         rc = bkv_raft_propose(n->br, req, cmds, N_ACCOUNTS, setup_cb);
@@ -534,7 +534,7 @@ static int node_open(struct bnode *n)
                      b->nodes[i].addr);
         }
         cfg.n_members = N_NODES;
-        cfg.max_attempts = UINT32_MAX;
+        cfg.max_attempts = BKV_CMD_MAX_LIMIT; /* never reached: 256 accounts */
         rv = bkv_raft_init(&n->loop, &cfg, &n->br, n->err, sizeof(n->err));
         if (rv == BKV_OK && (rv = bkv_raft_bootstrap(n->br)) != BKV_OK)
             snprintf(n->err, sizeof(n->err), "%s", bkv_raft_errmsg(n->br));
@@ -788,8 +788,7 @@ int bkv_bench_raft(int seconds_per_level)
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
     memset(&cmd, 0, sizeof(cmd));
-    cmd.type = BKV_CMD_ATTEMPT;
-    cmd.max_attempts = UINT32_MAX;
+    cmd.type = BKV_CMD_ATTEMPT; /* carries no limit: the REGISTER's row holds it */
     b.entry_len = bkv_cmd_entry_len(&cmd, 1);
     if (b.entry_len == 0 || b.entry_len > sizeof(b.entry) ||
         bkv_cmd_entry_encode(&cmd, 1, b.entry, sizeof(b.entry), &b.entry_len) != BKV_OK) {

@@ -320,5 +320,25 @@ sys.exit(0 if c.execute("PRAGMA integrity_check").fetchone()[0] == "ok" else 1)'
     stop_node solo
 fi
 
+# ---- 6. a store ahead of its log: a wiped raft/ next to a kept state.db ----
+# Bootstrapping a fresh log under a store that already holds entries would
+# make later commands land on indexes the store skips: the node must refuse.
+solo "$T/ahead"
+leader_of "$SOLO_NODE" 10 >/dev/null
+"${CLIENT[@]}" burst "$SOLO_NODE" --type REGISTER --count 5 --accounts 5 --timeout 10 >/dev/null 2>&1
+stop_node solo
+rm -rf "$T/ahead/raft"
+echo leftover >"$T/ahead/snapshots/snapshot-99.db" # a crash's leftover image
+"$RAFTD" --id 1 --raft "127.0.0.1:$SOLO_RAFT" --control "127.0.0.1:$SOLO_CTL" \
+    --member "1@dc1@127.0.0.1:$SOLO_RAFT" --bootstrap --data "$T/ahead" 2>"$T/ahead.err" &
+pid=$!
+if wait_exit "$pid" 10 && [ "$EXIT_RC" -ne 0 ] && grep -q "refusing to bootstrap" "$T/ahead.err"; then
+    ok "store ahead of a wiped log: bootstrap refused: $(head -c 160 "$T/ahead.err")"
+else
+    kill -9 "$pid" 2>/dev/null
+    bad "store ahead of a wiped log: $(head -c 300 "$T/ahead.err")"
+fi
+check "leftover snapshot images are removed at start" [ ! -e "$T/ahead/snapshots/snapshot-99.db" ]
+
 if [ "$SKIP" -gt 0 ]; then echo "raft_cluster: $PASS passed, $FAIL failed, $SKIP skipped"; else echo "raft_cluster: $PASS passed, $FAIL failed"; fi
 [ "$FAIL" -eq 0 ]

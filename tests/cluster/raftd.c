@@ -8,6 +8,10 @@
  *             [--snapshot-trailing N]
  *             [--election-timeout MS] [--heartbeat MS]
  *
+ * --max-attempts N (1..1000000, default 10) goes into every REGISTER this
+ * node proposes: the limit is replicated with the record, and ATTEMPTs are
+ * counted against the record's own limit whichever node proposes them.
+ *
  * The control port (loopback TCP) speaks one request per line, one reply line
  * per request, in request order; many requests may be in flight on one
  * connection. A request may start with a tag "#T " that its reply repeats.
@@ -389,8 +393,8 @@ static void do_command(struct server *srv, struct op *o, enum bkv_cmd_type type,
         op_reply(o, "ERR bad request id: want 32 hex digits");
         return;
     }
-    if (type == BKV_CMD_ATTEMPT)
-        cmd.max_attempts = srv->cfg.max_attempts;
+    if (type == BKV_CMD_REGISTER)
+        cmd.max_attempts = srv->cfg.max_attempts; /* --max-attempts: replicated with the record */
     if (type == BKV_CMD_SUCCESS && parse_u64(argv[2], &cmd.registration) != BKV_OK) {
         op_reply(o, "ERR bad registration index");
         return;
@@ -778,7 +782,7 @@ int main(int argc, char **argv)
             control_addr = val;
             bad = parse_hostport(val, &control) != 0;
         } else if (strcmp(opt, "--max-attempts") == 0) {
-            bad = parse_uint(val, UINT32_MAX, &v) != 0 || v == 0;
+            bad = parse_uint(val, BKV_CMD_MAX_LIMIT, &v) != 0 || v == 0;
             srv.cfg.max_attempts = (uint32_t)v;
         } else if (strcmp(opt, "--snapshot-threshold") == 0) {
             bad = parse_uint(val, UINT32_MAX, &v) != 0;

@@ -30,9 +30,9 @@ static struct bkv_cmd make(enum bkv_cmd_type type, uint8_t tag)
         c.record_len = 77 + tag;
         c.wrapped = wrapped;
         c.wrapped_len = 48 + (tag & 7);
+        c.max_attempts = 10 + tag;
         break;
     case BKV_CMD_ATTEMPT:
-        c.max_attempts = 10 + tag;
         break;
     case BKV_CMD_SUCCESS:
         c.registration = 0x0102030405060708ull + tag;
@@ -125,10 +125,19 @@ static void test_layout(void)
     CU_ASSERT_EQUAL(bkv_cmd_entry_encode(&c, 1, buf, sizeof(buf), &len), BKV_OK);
     CU_ASSERT_EQUAL(len, 72); /* 8 + 56 + 8 */
     CU_ASSERT_EQUAL(buf[0], BKV_CMD_VERSION);
-    CU_ASSERT_EQUAL(buf[7], 1);           /* count, big-endian */
-    CU_ASSERT_EQUAL(buf[8], 2);           /* type ATTEMPT */
-    CU_ASSERT_EQUAL(buf[15], 8);          /* body_len */
-    CU_ASSERT_EQUAL(buf[8 + 56 + 3], 11); /* max_attempts */
+    CU_ASSERT_EQUAL(buf[7], 1);  /* count, big-endian */
+    CU_ASSERT_EQUAL(buf[8], 2);  /* type ATTEMPT */
+    CU_ASSERT_EQUAL(buf[15], 8); /* body_len */
+    for (size_t i = 0; i < 8; i++)
+        CU_ASSERT_EQUAL(buf[8 + 56 + i], 0); /* reserved: ATTEMPT carries no limit */
+    {
+        struct bkv_cmd reg = make(BKV_CMD_REGISTER, 1);
+        uint8_t rbuf[512];
+
+        CU_ASSERT_EQUAL(bkv_cmd_entry_encode(&reg, 1, rbuf, sizeof(rbuf), &len), BKV_OK);
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 3], 11); /* max_attempts first in the body */
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 7], 78); /* then record_len */
+    }
     /* every length is a multiple of 8, from 1 to 2 * MAX_SEALED bytes */
     for (size_t rl = 1; rl <= 64; rl++) {
         struct bkv_cmd r = make(BKV_CMD_REGISTER, 0);
@@ -154,9 +163,13 @@ static void test_encode_refuses_invalid(void)
     CU_ASSERT_NOT_EQUAL(bkv_cmd_entry_len(&c, 1), 0);
     c.wrapped_len = 0;
     CU_ASSERT_EQUAL(bkv_cmd_entry_len(&c, 1), 0);
-    c = make(BKV_CMD_ATTEMPT, 0);
+    c = make(BKV_CMD_REGISTER, 0);
     c.max_attempts = 0;
     CU_ASSERT_EQUAL(bkv_cmd_entry_len(&c, 1), 0);
+    c.max_attempts = BKV_CMD_MAX_LIMIT + 1;
+    CU_ASSERT_EQUAL(bkv_cmd_entry_len(&c, 1), 0);
+    c.max_attempts = BKV_CMD_MAX_LIMIT;
+    CU_ASSERT_NOT_EQUAL(bkv_cmd_entry_len(&c, 1), 0);
     c = make(BKV_CMD_SUCCESS, 0);
     c.registration = 0;
     CU_ASSERT_EQUAL(bkv_cmd_entry_len(&c, 1), 0);
@@ -203,7 +216,7 @@ static size_t reserved_offsets(const struct bkv_cmd cmds[4], size_t *offs)
         offs[k++] = i;
     for (int c = 0; c < 4; c++) {
         size_t body = cmds[c].type == BKV_CMD_REGISTER
-                          ? 8 + cmds[c].record_len + cmds[c].wrapped_len
+                          ? 12 + cmds[c].record_len + cmds[c].wrapped_len
                       : cmds[c].type == BKV_CMD_DELETE ? 0
                                                        : 8;
         size_t end = off + 56 + body, padded = off + ((56 + body + 7) & ~(size_t)7);
@@ -211,7 +224,7 @@ static size_t reserved_offsets(const struct bkv_cmd cmds[4], size_t *offs)
         for (size_t i = 1; i < 4; i++)
             offs[k++] = off + i;
         if (cmds[c].type == BKV_CMD_ATTEMPT)
-            for (size_t i = 4; i < 8; i++)
+            for (size_t i = 0; i < 8; i++)
                 offs[k++] = off + 56 + i;
         for (size_t i = end; i < padded; i++)
             offs[k++] = i;
@@ -287,21 +300,30 @@ static void test_bad_lengths_and_values(void)
     free(buf);
     /* same body, split as MAX + 1 and MAX - 1 bytes, then MAX - 1 and MAX + 1 */
     buf = encode(&c, 1, &len);
-    put32(buf + 64, BKV_CMD_MAX_SEALED + 1);
-    put32(buf + 64 + 4 + BKV_CMD_MAX_SEALED + 1, BKV_CMD_MAX_SEALED - 1);
+    put32(buf + 68, BKV_CMD_MAX_SEALED + 1);
+    put32(buf + 68 + 4 + BKV_CMD_MAX_SEALED + 1, BKV_CMD_MAX_SEALED - 1);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
-    put32(buf + 64, BKV_CMD_MAX_SEALED - 1);
-    put32(buf + 64 + 4 + BKV_CMD_MAX_SEALED - 1, BKV_CMD_MAX_SEALED + 1);
+    put32(buf + 68, BKV_CMD_MAX_SEALED - 1);
+    put32(buf + 68 + 4 + BKV_CMD_MAX_SEALED - 1, BKV_CMD_MAX_SEALED + 1);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
     free(buf);
 
     buf = sample(&len, cmds);
     /* REGISTER record_len 0, or pointing past the body */
+    put32(buf + 68, 0);
+    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
+    put32(buf + 68, (uint32_t)cmds[0].record_len + 1);
+    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
+    put32(buf + 68, (uint32_t)cmds[0].record_len);
+    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_OK);
+    /* REGISTER max_attempts 0 or above the cap (so attempts + 1 never wraps) */
     put32(buf + 64, 0);
-    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
-    put32(buf + 64, (uint32_t)cmds[0].record_len + 1);
-    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
-    put32(buf + 64, (uint32_t)cmds[0].record_len);
+    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_FORMAT);
+    put32(buf + 64, BKV_CMD_MAX_LIMIT + 1);
+    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_FORMAT);
+    put32(buf + 64, 0xffffffffu);
+    CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_FORMAT);
+    put32(buf + 64, BKV_CMD_MAX_LIMIT);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_OK);
     /* body_len not matching the type */
     put32(buf + 12, 0xffffffffu);
@@ -310,7 +332,7 @@ static void test_bad_lengths_and_values(void)
 
     c = make(BKV_CMD_ATTEMPT, 0);
     buf = encode(&c, 1, &len);
-    put32(buf + 64, 0); /* max_attempts 0 */
+    put32(buf + 64, 10); /* a limit in the reserved body is refused */
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_FORMAT);
     put32(buf + 12, 0); /* ATTEMPT with an empty body */
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);

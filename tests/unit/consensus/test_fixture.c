@@ -11,9 +11,12 @@
  * covered by an acknowledged REGISTER or SUCCESS (RESET) in that range.
  * Scenarios: leader loss mid-stream (before and after the entry reached the
  * followers), a minority partition, a lagging node that must install a
- * snapshot, the guess limit through Raft, a malformed entry, and several
+ * snapshot, the guess limit through Raft, a malformed entry, a store ahead
+ * of its log (an error for the proposer, never OK), and several
  * entries committed in one step (libraft 0.22.1 fires their callbacks only
- * after applying all of them). Every wait is bounded in virtual time.
+ * after applying all of them). Every wait is bounded in virtual time. One
+ * case runs a real single-member node (node.c) on loopback instead: propose
+ * must ignore the record/wrapped fields of an ATTEMPT.
  * Set BKV_RAFT_TRACE=1 to see libraft's own trace.
  */
 #define _XOPEN_SOURCE 700 /* nftw */
@@ -22,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <raft.h>
 #include <raft/fixture.h>
@@ -29,6 +33,7 @@
 #include "harness.h"
 
 #include "consensus/fsm.h"
+#include "consensus/node.h"
 #include "consensus/store.h"
 #include "proto/err.h"
 
@@ -302,7 +307,7 @@ static struct bkv_cmd make(enum bkv_cmd_type type, unsigned acct)
     request_seq++;
     memcpy(c.request_id, &request_seq, sizeof(request_seq));
     c.request_id[15] = 0xf1;
-    c.max_attempts = 1000;
+    c.max_attempts = 1000; /* REGISTER's limit; ATTEMPTs carry none */
     c.record = record;
     c.record_len = sizeof(record);
     c.wrapped = wrapped;
@@ -615,12 +620,12 @@ static void test_guess_limit(void)
     struct bkv_cmd_result r;
     uint64_t reg;
 
+    cmd.max_attempts = BKV_CMD_DEFAULT_LIMIT; /* the limit travels with the record */
     CU_ASSERT_EQUAL_FATAL(propose(c, &cmd, &r), 0);
     reg = r.registration;
     /* 4 attempts, a SUCCESS resets, then exactly 10 more are counted */
     for (uint32_t i = 1; i <= 14; i++) {
         cmd = make(BKV_CMD_ATTEMPT, 2);
-        cmd.max_attempts = BKV_CMD_DEFAULT_LIMIT;
         CU_ASSERT_EQUAL_FATAL(propose(c, &cmd, &r), 0);
         CU_ASSERT_EQUAL(r.status, BKV_CMD_COUNTED);
         CU_ASSERT_EQUAL(r.attempts, i <= 4 ? i : i - 4);
@@ -632,7 +637,6 @@ static void test_guess_limit(void)
         }
     }
     cmd = make(BKV_CMD_ATTEMPT, 2);
-    cmd.max_attempts = BKV_CMD_DEFAULT_LIMIT;
     CU_ASSERT_EQUAL_FATAL(propose(c, &cmd, &r), 0);
     CU_ASSERT_EQUAL(r.status, BKV_CMD_DESTROYED);
     CU_ASSERT_EQUAL(r.attempts, 11);
@@ -739,6 +743,145 @@ static void test_malformed_entry(void)
     cluster_free(c);
 }
 
+/*
+ * A store ahead of its log (state.db kept, the Raft log wiped and the
+ * cluster bootstrapped again): an entry at an index the store already holds
+ * must reach its proposer as an error, never as OK with empty results.
+ */
+static void test_store_ahead_of_log(void)
+{
+    struct cluster *c = cluster_new(3);
+    struct bkv_cmd cmd = make(BKV_CMD_REGISTER, 1);
+    struct bkv_store_record rec;
+    struct prop *p;
+    struct wait w;
+    unsigned l;
+    int found = 1;
+
+    for (unsigned i = 0; i < c->n; i++)
+        CU_ASSERT_EQUAL(bkv_store_skip(c->store[i], 1000), BKV_OK);
+    CU_ASSERT_EQUAL_FATAL(ensure_ready(c, &l, 0), 0);
+    p = submit(c, l, &cmd);
+    CU_ASSERT_FATAL(p != NULL);
+    w = (struct wait){c, l, srv(c, l)->current_term, &p->done};
+    CU_ASSERT_FATAL(raft_fixture_step_until(&c->fx, done_or_deposed, &w, WAIT_MS));
+    CU_ASSERT_EQUAL(p->status, 0);
+    CU_ASSERT_EQUAL(p->fsm_status, BKV_ERR_RAFT);
+    CU_ASSERT_EQUAL(p->n, 0);
+    CU_ASSERT(p->req.index < 1000);
+    CU_ASSERT_EQUAL(bkv_store_get(c->store[l], cmd.account, &rec, &found), BKV_OK);
+    CU_ASSERT_EQUAL(found, 0);
+    printf("\n  entry %llu on a store at 1000: %s\n", (unsigned long long)p->req.index,
+           bkv_strerror(p->fsm_status));
+    cluster_free(c);
+}
+
+/* ---- one real node (node.c), single member, on loopback ---- */
+
+struct solo {
+    uv_loop_t loop;
+    uv_timer_t timer;
+    struct bkv_raft *r;
+    int ready, timed_out, done, status;
+    struct bkv_cmd_result res;
+};
+
+static void solo_state_cb(struct bkv_raft *r, enum bkv_raft_role role, void *data)
+{
+    struct solo *s = data;
+
+    (void)r;
+    if (role == BKV_RAFT_LEADER_READY)
+        s->ready = 1;
+}
+
+static void solo_timeout(uv_timer_t *t)
+{
+    ((struct solo *)t->data)->timed_out = 1;
+}
+
+static void solo_propose_cb(struct bkv_raft_propose *req, int status,
+                            const struct bkv_cmd_result *results, size_t n)
+{
+    struct solo *s = req->data;
+
+    s->done = 1;
+    s->status = status;
+    if (status == BKV_OK && n == 1)
+        s->res = results[0];
+}
+
+static void solo_run_until(struct solo *s, const int *flag)
+{
+    s->timed_out = 0;
+    uv_timer_start(&s->timer, solo_timeout, 10000, 0);
+    while (!*flag && !s->timed_out)
+        uv_run(&s->loop, UV_RUN_ONCE);
+    uv_timer_stop(&s->timer);
+}
+
+/*
+ * bkv_raft_propose copies record/wrapped only for a REGISTER: an ATTEMPT
+ * whose record/wrapped fields hold garbage (a wild pointer, lengths near
+ * SIZE_MAX) is proposed safely with those fields ignored, and a REGISTER
+ * with such lengths is refused before anything is copied.
+ */
+static void test_propose_ignores_garbage(void)
+{
+    static struct solo s;
+    struct bkv_raft_config cfg;
+    struct bkv_raft_propose req;
+    struct bkv_cmd cmd;
+    char dir[64] = "/tmp/bkv-solo-XXXXXX", err[BKV_RAFT_ERRMSG_LEN] = "";
+    unsigned port = 20000 + (unsigned)getpid() % 20000;
+
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    memset(&s, 0, sizeof(s));
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.id = 1;
+    snprintf(cfg.address, sizeof(cfg.address), "127.0.0.1:%u", port);
+    snprintf(cfg.data_dir, sizeof(cfg.data_dir), "%s", dir);
+    cfg.members[0].id = 1;
+    snprintf(cfg.members[0].address, sizeof(cfg.members[0].address), "%s", cfg.address);
+    cfg.n_members = 1;
+    cfg.election_timeout_ms = 200;
+    cfg.heartbeat_timeout_ms = 50;
+    CU_ASSERT_EQUAL_FATAL(uv_loop_init(&s.loop), 0);
+    uv_timer_init(&s.loop, &s.timer);
+    s.timer.data = &s;
+    CU_ASSERT_EQUAL_FATAL(bkv_raft_init(&s.loop, &cfg, &s.r, err, sizeof(err)), BKV_OK);
+    CU_ASSERT_EQUAL(bkv_raft_bootstrap(s.r), BKV_OK);
+    CU_ASSERT_EQUAL(bkv_raft_start(s.r, solo_state_cb, NULL, &s), BKV_OK);
+    solo_run_until(&s, &s.ready);
+    CU_ASSERT_FATAL(s.ready);
+
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.type = BKV_CMD_ATTEMPT;
+    cmd.account[0] = 0x77;
+    cmd.request_id[0] = 0x55;
+    cmd.record = (const uint8_t *)(uintptr_t)1;
+    cmd.record_len = SIZE_MAX;
+    cmd.wrapped = (const uint8_t *)(uintptr_t)8;
+    cmd.wrapped_len = SIZE_MAX - 5;
+    cmd.max_attempts = UINT32_MAX;
+    req.data = &s;
+    CU_ASSERT_EQUAL_FATAL(bkv_raft_propose(s.r, &req, &cmd, 1, solo_propose_cb), BKV_OK);
+    solo_run_until(&s, &s.done);
+    CU_ASSERT_EQUAL(s.status, BKV_OK);
+    CU_ASSERT_EQUAL(s.res.status, BKV_CMD_NOT_FOUND);
+
+    cmd.type = BKV_CMD_REGISTER; /* the same garbage where it counts: refused */
+    cmd.max_attempts = 0;
+    CU_ASSERT_EQUAL(bkv_raft_propose(s.r, &req, &cmd, 1, solo_propose_cb), BKV_ERR_INVALID);
+
+    s.done = 0;
+    bkv_raft_close(s.r, NULL, NULL);
+    uv_close((uv_handle_t *)&s.timer, NULL);
+    uv_run(&s.loop, UV_RUN_DEFAULT);
+    CU_ASSERT_EQUAL(uv_loop_close(&s.loop), 0);
+    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
 static CU_TestInfo tests[] = {
     {"3 nodes: ATTEMPT stream, leader loss, minority partition", test_stream_3},
     {"5 nodes: ATTEMPT stream, leader loss, minority partition", test_stream_5},
@@ -747,6 +890,8 @@ static CU_TestInfo tests[] = {
     {"the guess limit through Raft", test_guess_limit},
     {"entries committed together keep their own results", test_results_of_batched_commits},
     {"a malformed entry is skipped alike on every node", test_malformed_entry},
+    {"a store ahead of its log answers an error, never OK", test_store_ahead_of_log},
+    {"a real node: propose ignores an ATTEMPT's garbage lengths", test_propose_ignores_garbage},
     CU_TEST_INFO_NULL,
 };
 
