@@ -18,10 +18,16 @@
  * non-zero, which makes the raft instance unavailable; the node then exits for its supervisor to
  * restart it (never continue with a diverged state).
  *
- * snapshot: bkv_store_snapshot into a file in the snapshot directory, mapped
- * read-only into memory and handed to libraft as buffers into the mapping
- * (no heap copy); snapshot_finalize unmaps and deletes it. restore: write the
- * buffer to a file, bkv_store_restore it, raft_free the buffer.
+ * snapshot: the store writes an image file (bkv_store_snapshot, every
+ * applied entry included), which is synced, digested and renamed into the
+ * image directory under its SHA-256 (image.h); libraft gets only the 64-byte
+ * descriptor naming it. restore: decode the descriptor; if the store is at
+ * least as new, keep it; else take the image from the image directory, or
+ * fetch it with the fetch hook (node.c: from the members' image servers,
+ * transfer.h; tests: from another node's directory) when it is not local,
+ * verify its size and SHA-256, and let the store install it. The images of
+ * the two latest descriptors taken or restored are kept (libraft may still
+ * be sending the older one), every other image is deleted.
  *
  * Loop thread only.
  */
@@ -34,6 +40,7 @@
 #include <raft.h>
 
 #include "consensus/cmd.h"
+#include "consensus/image.h"
 #include "consensus/store.h"
 
 #define BKV_FSM_RING 64 /* entries whose results stay readable (see above) */
@@ -48,30 +55,51 @@ struct bkv_fsm_result {
     struct bkv_cmd_result results[BKV_CMD_MAX_BATCH];
 };
 
+/*
+ * Fetch the image of hash sha256 and size bytes into the new file dest
+ * (fsynced, verified, removed on failure), blocking; err gets the reason.
+ * Called from restore on the loop thread.
+ */
+typedef int (*bkv_fsm_fetch_fn)(void *arg, const uint8_t sha256[static 32], uint64_t size,
+                                const char *dest, char *err, size_t err_cap);
+
 struct bkv_fsm {
     struct raft_fsm raft; /* handed to raft_init / raft_fixture_grow */
     struct raft *r;       /* set with bkv_fsm_bind before the first apply */
     struct bkv_store *store;
-    char snapshot_dir[4096];
+    char scratch_dir[4096]; /* temporary files */
+    char image_dir[4096];   /* images, by hash */
+    bkv_fsm_fetch_fn fetch;
+    void *fetch_arg;
     struct bkv_cmd cmds[BKV_CMD_MAX_BATCH];
     struct bkv_fsm_result *ring; /* BKV_FSM_RING slots, entry index % BKV_FSM_RING */
     struct bkv_fsm_result *last; /* the slot of the latest apply (NULL before) */
-    /* snapshot in progress */
-    void *map;
-    size_t map_len;
-    char map_path[4096];
+    /* the descriptor libraft holds between snapshot and snapshot_finalize */
+    int taking;
+    uint8_t desc[BKV_IMAGE_DESC_LEN];
     struct raft_buffer bufs[1];
-    unsigned long snapshots, restores; /* counters for status/metrics */
+    uint8_t keep[2][32]; /* images of the latest two descriptors, newest first */
+    size_t n_keep;
+    /* counters for status/metrics */
+    unsigned long snapshots, restores, fetches;
+    uint64_t image_size; /* bytes of the latest image taken or restored */
+    char errmsg[512];    /* why the latest snapshot or restore failed ("" if none did) */
 };
 
 /*
- * Set up f on store (borrowed; outlives f). snapshot_dir must exist.
- * Allocates the result ring (BKV_ERR_NOMEM); bkv_fsm_close frees it.
+ * Set up f on store (borrowed; outlives f). scratch_dir and image_dir must
+ * exist (copied paths; same file system, images are renamed from one into
+ * the other). Allocates the result ring (BKV_ERR_NOMEM); bkv_fsm_close
+ * frees it.
  */
-int bkv_fsm_init(struct bkv_fsm *f, struct bkv_store *store, const char *snapshot_dir);
+int bkv_fsm_init(struct bkv_fsm *f, struct bkv_store *store, const char *scratch_dir,
+                 const char *image_dir);
 
 /* Tell f which raft instance it serves (needed for the applied index). */
 void bkv_fsm_bind(struct bkv_fsm *f, struct raft *r);
+
+/* How restore gets an image that is not local (without one it fails). */
+void bkv_fsm_set_fetch(struct bkv_fsm *f, bkv_fsm_fetch_fn fetch, void *arg);
 
 void bkv_fsm_close(struct bkv_fsm *f);
 

@@ -2,10 +2,16 @@
  * One Raft member: libraft 0.22 on raft_uv and its TCP transport, the FSM over
  * the SQLite store, all on one libuv loop.
  *
- * Normal path: bkv_raft_init makes <data_dir>/{raft,snapshots} (emptying
- * snapshots/ of a crash's leftovers), opens the
- * store, sets up the transport (version 1), raft_uv and raft_init (which
- * probes the disk). bkv_raft_start starts raft and a uv_prepare_t monitor
+ * Normal path: bkv_raft_init makes <data_dir>/{raft,snapshots,images}
+ * (emptying snapshots/ of a crash's leftovers), opens the store with group
+ * commit (at most STORE_GROUP entries per SQLite transaction; pending
+ * entries are committed STORE_FLUSH_MS after the first, by the monitor right
+ * after it has handed the queued proposals to libraft), starts the
+ * snapshot image server (transfer.h) on cfg.snapshot_address, gives the FSM
+ * a fetch hook that asks the leader's image server first, then the other
+ * members' (blocking the loop, within snapshot_fetch_timeout_ms), and sets
+ * up the transport (version 1), raft_uv and raft_init (which probes the
+ * disk). bkv_raft_start starts raft and a uv_prepare_t monitor
  * that polls raft_state() once per loop iteration: a new leader issues a
  * barrier of its term and serves proposals (LEADER_READY) once it commits;
  * any step down cancels that. bkv_raft_propose copies the commands into a
@@ -21,14 +27,16 @@
  * names it and the call. The instance is declared unavailable, once, through
  * the unavailable callback, when raft_state() says so or when the applied
  * index stops short of the commit index (libraft 0.22.1 neither applies nor
- * turns unavailable after an FSM failure such as a full store disk).
+ * turns unavailable after an FSM failure such as a full store disk), or at
+ * once when a group commit failed (its entries, reported applied, are lost:
+ * a restart replays them from the log).
  * Proposals in flight when leadership is lost get BKV_ERR_LEADERSHIP_LOST
  * (outcome unknown: retry with the same request ids), queued ones
  * BKV_ERR_NOT_LEADER, and BKV_ERR_SHUTDOWN on close. A full raft disk
  * (libraft refuses entries, barriers included, below its capacity
  * threshold) maps to BKV_ERR_NOSPACE. Close is asynchronous and in reverse
  * order: raft_close (which waits for log writes), raft_uv, the transport,
- * the FSM, the store.
+ * the image server, the FSM, the store (which commits what is pending).
  */
 #include "consensus/node.h"
 
@@ -48,11 +56,15 @@
 
 #include "consensus/fsm.h"
 #include "consensus/store.h"
+#include "consensus/transfer.h"
 #include "proto/err.h"
 
 #define BATCH_MAX_BYTES  (1u << 20) /* soft cap on one entry: always room for one proposal */
 #define BARRIER_RETRY_MS 100        /* after a failed barrier of a still-current term */
 #define APPLY_STALL_MS   3000       /* commit > applied this long: the FSM is failing */
+#define STORE_GROUP      1024       /* entries one SQLite transaction may hold */
+#define STORE_FLUSH_MS   20         /* pending entries are committed this soon at the latest */
+#define FETCH_TIMEOUT_MS 30000      /* default deadline of one image fetch */
 
 /* A barrier issued on becoming leader; freed in its callback. */
 struct barrier {
@@ -80,16 +92,19 @@ struct bkv_raft {
     char raft_dir[4200];
     char db_path[4200];
     char snap_dir[4200];
+    char image_dir[4200];
 
     struct bkv_store *store;
     struct bkv_fsm fsm;
     struct raft_uv_transport transport;
     struct raft_io io;
     struct raft raft;
+    struct bkv_transfer_server *images; /* this node's image server (NULL: none) */
 
     uv_prepare_t monitor; /* role watch + queue flush, once per iteration */
     uv_idle_t kick;       /* keeps the loop from blocking while proposals wait */
     uv_timer_t defer;     /* starts the close outside any raft callback */
+    uv_timer_t flush;     /* commits the store's pending entries (group commit) */
     int open_handles;
 
     bool started, closing, unavailable_reported;
@@ -99,6 +114,7 @@ struct bkv_raft {
     uint64_t barrier_retry; /* loop time before which no barrier is reissued */
     bool ready;             /* barrier of leader_term committed */
     bool nospace;           /* the last barrier was refused for lack of disk space */
+    bool commit_due;        /* the store's pending entries are due for their commit */
     uint64_t stall_applied; /* applied index when commit > applied was first seen */
     uint64_t stall_since;   /* loop time of that */
     struct barrier *barriers;
@@ -213,6 +229,7 @@ static bool terminated(const char *s, size_t cap)
 static int check_config(const struct bkv_raft_config *c, char *err, size_t err_cap)
 {
     const char *why = NULL;
+    char buf[128];
 
     if (c->id == 0)
         why = "node id 0";
@@ -227,11 +244,21 @@ static int check_config(const struct bkv_raft_config *c, char *err, size_t err_c
         why = "too many members";
     else if (c->max_attempts > BKV_CMD_MAX_LIMIT)
         why = "max_attempts above BKV_CMD_MAX_LIMIT";
+    else if (!terminated(c->snapshot_address, sizeof(c->snapshot_address)))
+        why = "unterminated string";
+    else if (c->n_members > 1 && c->snapshot_address[0] == '\0')
+        why = "no snapshot address (every node of a cluster serves its snapshot images)";
     for (size_t i = 0; why == NULL && i < c->n_members; i++) {
         const struct bkv_raft_member *m = &c->members[i];
         if (m->id == 0 || !terminated(m->dc, sizeof(m->dc)) ||
-            !terminated(m->address, sizeof(m->address)) || m->address[0] == '\0')
+            !terminated(m->address, sizeof(m->address)) || m->address[0] == '\0' ||
+            !terminated(m->snapshot_address, sizeof(m->snapshot_address)))
             why = "bad member";
+        else if (c->n_members > 1 && m->snapshot_address[0] == '\0') {
+            snprintf(buf, sizeof(buf), "member %llu has no snapshot address",
+                     (unsigned long long)m->id);
+            why = buf;
+        }
         for (size_t j = 0; why == NULL && j < i; j++)
             if (c->members[j].id == m->id || strcmp(c->members[j].address, m->address) == 0)
                 why = "duplicate member id or address";
@@ -625,6 +652,9 @@ static void describe_unavailable(struct bkv_raft *r, const char *what)
         len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; io: %s", r->io.errmsg);
     if (smsg != NULL && smsg[0] != '\0' && len < sizeof(r->errmsg))
         len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; %s", smsg);
+    if (r->fsm.errmsg[0] != '\0' && len < sizeof(r->errmsg))
+        len +=
+            (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; fsm: %s", r->fsm.errmsg);
     if (len < sizeof(r->errmsg) &&
         (mentions_nospace(rmsg) || mentions_nospace(r->io.errmsg) || mentions_nospace(smsg)))
         snprintf(r->errmsg + len, sizeof(r->errmsg) - len, " (disk full)");
@@ -709,18 +739,102 @@ static void watch_role(struct bkv_raft *r)
     }
 }
 
+/*
+ * The store's pending entries are due for their commit. The timer only says
+ * so (and wakes the loop): monitor_cb commits once it has handed the queued
+ * proposals to libraft, so the commit overlaps their disk write and round
+ * trip instead of delaying them.
+ */
+static void flush_cb(uv_timer_t *h)
+{
+    struct bkv_raft *r = h->data;
+
+    r->commit_due = true;
+}
+
 static void monitor_cb(uv_prepare_t *h)
 {
     struct bkv_raft *r = h->data;
 
     if (r->closing)
         return;
+    if (bkv_store_failed(r->store)) {
+        declare_unavailable(r, "store commit failed");
+        return;
+    }
     watch_role(r);
     if (r->closing)
         return; /* a callback above asked to close */
     flush(r);
+    if (r->commit_due && !r->unavailable_reported) {
+        r->commit_due = false;
+        if (bkv_store_flush(r->store) != BKV_OK) {
+            /* the pending entries are lost: the node must restart and replay them */
+            declare_unavailable(r, "store commit failed");
+            return;
+        }
+    }
+    if (bkv_store_pending(r->store) > 0 && !uv_is_active((uv_handle_t *)&r->flush))
+        uv_timer_start(&r->flush, flush_cb, STORE_FLUSH_MS, 0);
     if (r->q_head == NULL)
         uv_idle_stop(&r->kick);
+}
+
+/* ---- snapshot images ---- */
+
+static unsigned fetch_timeout(const struct bkv_raft *r)
+{
+    return r->cfg.snapshot_fetch_timeout_ms ? r->cfg.snapshot_fetch_timeout_ms : FETCH_TIMEOUT_MS;
+}
+
+/*
+ * The FSM's fetch hook (fsm.h): the image from the leader's snapshot server
+ * first, then from every other member's, all within one deadline. It runs
+ * inside restore on the loop thread and blocks the loop meanwhile (libraft
+ * calls restore synchronously, in InstallSnapshot and in raft_start).
+ */
+static int fetch_image(void *arg, const uint8_t sha256[static 32], uint64_t size, const char *dest,
+                       char *err, size_t err_cap)
+{
+    struct bkv_raft *r = arg;
+    const struct bkv_raft_member *order[BKV_RAFT_MAX_MEMBERS];
+    uint64_t deadline = uv_hrtime() / 1000000 + fetch_timeout(r);
+    raft_id leader = 0;
+    const char *laddr = NULL;
+    size_t n = 0, len = 0;
+    int rv = BKV_ERR_IO;
+
+    raft_leader(&r->raft, &leader, &laddr);
+    for (int pass = 0; pass < 2; pass++)
+        for (size_t i = 0; i < r->cfg.n_members; i++) {
+            const struct bkv_raft_member *m = &r->cfg.members[i];
+            if (m->id != r->cfg.id && m->snapshot_address[0] != '\0' &&
+                (pass == 0) == (m->id == leader))
+                order[n++] = m;
+        }
+    err[0] = '\0';
+    if (n == 0)
+        snprintf(err, err_cap, "no member with a snapshot address to fetch it from");
+    for (size_t i = 0; i < n; i++) {
+        uint64_t now = uv_hrtime() / 1000000;
+        char why[256];
+
+        if (now >= deadline) {
+            if (len < err_cap)
+                snprintf(err + len, err_cap - len, "%sdeadline of %u ms passed", len ? "; " : "",
+                         fetch_timeout(r));
+            break;
+        }
+        rv = bkv_transfer_fetch(order[i]->snapshot_address, sha256, size, dest,
+                                (unsigned)(deadline - now), why, sizeof(why));
+        if (rv == BKV_OK)
+            return BKV_OK;
+        if (len < err_cap)
+            len += (size_t)snprintf(err + len, err_cap - len, "%snode %llu%s: %s", len ? "; " : "",
+                                    (unsigned long long)order[i]->id,
+                                    order[i]->id == leader ? " (leader)" : "", why);
+    }
+    return rv == BKV_ERR_NOSPACE ? rv : BKV_ERR_IO;
 }
 
 /* ---- life cycle ---- */
@@ -755,6 +869,7 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
     snprintf(r->raft_dir, sizeof(r->raft_dir), "%s/raft", cfg->data_dir);
     snprintf(r->db_path, sizeof(r->db_path), "%s/state.db", cfg->data_dir);
     snprintf(r->snap_dir, sizeof(r->snap_dir), "%s/snapshots", cfg->data_dir);
+    snprintf(r->image_dir, sizeof(r->image_dir), "%s/images", cfg->data_dir);
 
     rc = make_dir(r, cfg->data_dir, err, err_cap);
     if (rc == BKV_OK)
@@ -763,6 +878,8 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
         rc = make_dir(r, r->snap_dir, err, err_cap);
     if (rc == BKV_OK)
         rc = clear_dir(r, r->snap_dir, err, err_cap);
+    if (rc == BKV_OK)
+        rc = make_dir(r, r->image_dir, err, err_cap);
     if (rc != BKV_OK)
         goto err_free;
 
@@ -776,11 +893,22 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
             goto err_free;
         }
     }
-    rc = bkv_fsm_init(&r->fsm, r->store, r->snap_dir);
+    rc = bkv_fsm_init(&r->fsm, r->store, r->snap_dir, r->image_dir);
     if (rc != BKV_OK) {
         set_err(r, err, err_cap, "raft: fsm init %s: %s", r->snap_dir, bkv_strerror(rc));
         goto err_store;
     }
+    bkv_fsm_set_fetch(&r->fsm, fetch_image, r);
+    if (cfg->snapshot_address[0] != '\0') {
+        char terr[256] = "";
+        rc =
+            bkv_transfer_serve(cfg->snapshot_address, r->image_dir, &r->images, terr, sizeof(terr));
+        if (rc != BKV_OK) {
+            set_err(r, err, err_cap, "raft: snapshot server %s: %s", cfg->snapshot_address, terr);
+            goto err_fsm;
+        }
+    }
+    bkv_store_set_group(r->store, STORE_GROUP);
 
     r->transport.version = 1; /* raft_uv_tcp_init refuses version 0 */
     rv = raft_uv_tcp_init(&r->transport, loop);
@@ -788,7 +916,7 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
         set_err(r, err, err_cap, "raft: transport init %s: %s: %s", cfg->address, raft_strerror(rv),
                 r->transport.errmsg);
         rc = map_raft(rv, r->transport.errmsg);
-        goto err_fsm;
+        goto err_images;
     }
     rv = raft_uv_init(&r->io, loop, r->raft_dir, &r->transport);
     if (rv != 0) {
@@ -818,12 +946,15 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
     if (cfg->snapshot_trailing > 0)
         raft_set_snapshot_trailing(&r->raft, cfg->snapshot_trailing);
     raft_set_pre_vote(&r->raft, true); /* a restarted node does not depose a healthy leader */
+    /* A follower's restore may block for a whole image fetch before it answers. */
+    raft_set_install_snapshot_timeout(&r->raft, fetch_timeout(r) + 10000);
 
     uv_prepare_init(loop, &r->monitor);
     uv_idle_init(loop, &r->kick);
     uv_timer_init(loop, &r->defer);
-    r->monitor.data = r->kick.data = r->defer.data = r;
-    r->open_handles = 3;
+    uv_timer_init(loop, &r->flush);
+    r->monitor.data = r->kick.data = r->defer.data = r->flush.data = r;
+    r->open_handles = 4;
     *out = r;
     return BKV_OK;
 
@@ -831,6 +962,8 @@ err_io:
     raft_uv_close(&r->io);
 err_transport:
     raft_uv_tcp_close(&r->transport);
+err_images:
+    bkv_transfer_stop(r->images);
 err_fsm:
     bkv_fsm_close(&r->fsm);
 err_store:
@@ -966,12 +1099,15 @@ static void raft_closed_cb(struct raft *raft)
     }
     raft_uv_close(&r->io);
     raft_uv_tcp_close(&r->transport);
+    bkv_transfer_stop(r->images);
+    r->images = NULL;
     bkv_fsm_close(&r->fsm);
     bkv_store_close(r->store);
     r->store = NULL;
     uv_close((uv_handle_t *)&r->monitor, handle_closed);
     uv_close((uv_handle_t *)&r->kick, handle_closed);
     uv_close((uv_handle_t *)&r->defer, handle_closed);
+    uv_close((uv_handle_t *)&r->flush, handle_closed);
 }
 
 /* Runs from a timer, never inside a raft callback. */
@@ -981,6 +1117,7 @@ static void close_start_cb(uv_timer_t *h)
 
     uv_prepare_stop(&r->monitor);
     uv_idle_stop(&r->kick);
+    uv_timer_stop(&r->flush); /* the store commits on close */
     fail_list(take_queue(r), BKV_ERR_SHUTDOWN);
     raft_close(&r->raft, raft_closed_cb); /* fails what is pending, waits for log writes */
 }
@@ -1034,4 +1171,9 @@ void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out)
     out->commit_index = raft_commit_index(&r->raft);
     out->last_index = raft_last_index(&r->raft);
     out->applied_index = raft_last_applied(&r->raft);
+    out->snapshots_taken = r->fsm.snapshots;
+    out->snapshots_restored = r->fsm.restores;
+    out->images_fetched = r->fsm.fetches;
+    out->images_served = bkv_transfer_served(r->images);
+    out->image_size = r->fsm.image_size;
 }

@@ -7,6 +7,23 @@
  *   <data_dir>/state.db    the SQLite store (plus -wal, -shm)
  *   <data_dir>/snapshots/  scratch files for snapshot images (emptied by
  *                          bkv_raft_init: anything there is a crash's leftover)
+ *   <data_dir>/images/     snapshot images, named by their SHA-256: the ones
+ *                          this node's two latest snapshot descriptors name
+ *
+ * Snapshots move out of band. libraft stores and sends only a 64-byte
+ * descriptor (consensus/image.h); the image itself is a file, which every
+ * node serves on its snapshot_address (consensus/transfer.h) to members that
+ * need it. A node that restores a descriptor whose image it lacks (an
+ * InstallSnapshot from the leader, or its own latest snapshot after a power
+ * cut lost its store's latest commits) fetches the image from the leader's
+ * snapshot server first, then the other members', streaming it to disk in
+ * constant memory and checking its size and SHA-256, within
+ * snapshot_fetch_timeout_ms. That fetch blocks the loop (libraft calls
+ * restore synchronously). So a cluster of two or more members needs
+ * snapshot_address set on this node and on every member, and the member
+ * list on every start, not only at bootstrap; bkv_raft_init refuses a
+ * config that lacks them. A single-member cluster needs none (it never
+ * receives an InstallSnapshot; it serves its images if given an address).
  *
  * Bootstrapping is explicit: bkv_raft_bootstrap() on a pristine node writes
  * the member list; on a node with state it returns BKV_ERR_INVALID ("already
@@ -39,8 +56,9 @@
 
 struct bkv_raft_member {
     uint64_t id;
-    char dc[64];       /* data-center label */
-    char address[128]; /* Raft address, host:port */
+    char dc[64];                /* data-center label */
+    char address[128];          /* Raft address, host:port */
+    char snapshot_address[128]; /* its snapshot image server, host:port (see above) */
 };
 
 struct bkv_raft_config {
@@ -56,6 +74,9 @@ struct bkv_raft_config {
     unsigned snapshot_trailing;    /* entries kept after a snapshot (0: default) */
     unsigned election_timeout_ms;  /* 0: 1000 */
     unsigned heartbeat_timeout_ms; /* 0: 100 */
+    /* This node's snapshot image server, host:port ("": none; see above). */
+    char snapshot_address[128];
+    unsigned snapshot_fetch_timeout_ms; /* deadline of one image fetch (0: 30000) */
 };
 
 enum bkv_raft_role {
@@ -120,6 +141,12 @@ struct bkv_raft_info {
     uint64_t commit_index;
     uint64_t last_index;    /* last entry in the local log */
     uint64_t applied_index; /* last entry applied (commands, barriers, configurations) */
+    /* snapshots (since start) */
+    unsigned long snapshots_taken;
+    unsigned long snapshots_restored; /* images installed into the store */
+    unsigned long images_fetched;     /* of them, images fetched from a member */
+    unsigned long images_served;      /* images sent to members by this node's server */
+    uint64_t image_size;              /* bytes of the latest image taken or installed */
 };
 void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out);
 struct bkv_store *bkv_raft_store(struct bkv_raft *r);

@@ -2,19 +2,27 @@
  * The vault state on one node: SQLite 3.40 in WAL mode, one connection,
  * prepared statements cached on the handle.
  *
- * Normal path: bkv_store_apply runs BEGIN IMMEDIATE, prunes remembered
- * requests older than BKV_STORE_REQUEST_WINDOW entries, applies each command
- * (or returns the remembered result of a replayed request), stores the new
- * applied index and commits. Commands that delete secrets (destroy, delete,
- * re-register) are followed by a TRUNCATE checkpoint so the old pages leave
- * the WAL; secure_delete=ON zeroes them in the database file. A snapshot is
+ * Normal path: bkv_store_apply opens a transaction (BEGIN IMMEDIATE) unless
+ * one is pending, prunes remembered requests out of the window (in
+ * PRUNE_STEP steps) and applies each command (or returns the remembered
+ * result of a replayed request). The transaction, with the applied index of
+ * its last entry, is
+ * committed once it holds the group's number of entries (1 unless
+ * bkv_store_set_group says more) or on bkv_store_flush. Commands that delete
+ * secrets (destroy, delete, re-register) commit at once and are followed by
+ * a TRUNCATE checkpoint so the old pages leave the WAL; secure_delete=ON
+ * zeroes them in the database file. A snapshot is
  * VACUUM INTO a new file. A restore opens the image read-only and validates
  * it, keeps the current state unless the image is newer, else copies it next
  * to the database with the backup API (page by page, synced), checkpoints and
  * closes, removes -wal/-shm, renames the copy into place and reopens.
- * Failure modes: any SQLite error inside an apply rolls it back and leaves
- * the store exactly as before (BKV_ERR_NOSPACE for SQLITE_FULL, otherwise
- * BKV_ERR_IO; the SQLite text is in bkv_store_errmsg()). Images are refused
+ * Failure modes: any SQLite error inside an apply rolls the open transaction
+ * back (BKV_ERR_NOSPACE for SQLITE_FULL, otherwise BKV_ERR_IO; the SQLite
+ * text is in bkv_store_errmsg()). With nothing else pending (a group of 1,
+ * or the group's first entry) the store is exactly as before; otherwise the
+ * group's earlier entries, which were reported applied, are lost, as they
+ * are when a group's commit fails: the handle then refuses every apply, and
+ * the node must restart to replay them from its log. Images are refused
  * (BKV_ERR_FORMAT) unless their header, integrity check and schema match what
  * bkv_store_snapshot writes. A restore that fails after the old connection
  * was closed and cannot reopen leaves the handle without a database: every
@@ -52,6 +60,16 @@
 #ifndef BKV_STORE_SYNCHRONOUS
 #define BKV_STORE_SYNCHRONOUS "NORMAL"
 #endif
+
+/*
+ * Remembered requests older than the window are deleted in steps: a command
+ * entry at index i deletes those below prune_cutoff(i), a multiple of
+ * PRUNE_STEP, when that cutoff has moved. Which rows are left is a function
+ * of the log alone (the same on every node, whenever it restarted or
+ * restored), and a lookup ignores rows older than the window (ST_REQ_GET), so
+ * a replay is answered exactly as with a per-entry prune.
+ */
+#define PRUNE_STEP 1024
 
 #define SCHEMA_VERSION 2 /* 2: records.max_attempts, the limit replicated with the REGISTER */
 #define HASH_LABEL     "BKV-STORE-HASH-v2"
@@ -94,6 +112,7 @@ enum {
     ST_COUNTS,
     ST_HASH_REC,
     ST_HASH_REQ,
+    ST_REQ_DROP,
     ST__COUNT
 };
 
@@ -103,7 +122,7 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_SET_APPLIED] = "UPDATE meta SET applied = ?1 WHERE id = 1",
-    [ST_REQ_GET] = "SELECT status, attempts, max_attempts, registration FROM requests"
+    [ST_REQ_GET] = "SELECT status, attempts, max_attempts, registration, entry FROM requests"
                    " WHERE request_id = ?1 AND account = ?2 AND type = ?3",
     [ST_REQ_PUT] = "INSERT INTO requests (request_id, account, type, entry, status, attempts,"
                    " max_attempts, registration) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
@@ -125,13 +144,19 @@ static const char *const stmt_sql[ST__COUNT] = {
                     " FROM records ORDER BY account",
     [ST_HASH_REQ] = "SELECT request_id, account, type, entry, status, attempts, max_attempts,"
                     " registration FROM requests ORDER BY request_id, account, type",
+    [ST_REQ_DROP] = "DELETE FROM requests WHERE request_id = ?1 AND account = ?2 AND type = ?3",
 };
 
 struct bkv_store {
     sqlite3 *db;
     char *path;
     sqlite3_stmt *st[ST__COUNT];
-    uint64_t applied;
+    uint64_t applied;   /* last applied entry, those pending in the open transaction included */
+    uint64_t committed; /* applied index of the last commit */
+    uint64_t pruned;    /* requests below this entry are gone (0: not known yet) */
+    unsigned group;     /* entries one transaction may hold (1: every apply commits) */
+    unsigned pending;   /* entries applied in the open transaction */
+    int lost;           /* a failed commit dropped applied entries: refuse to go on */
     char errmsg[BKV_STORE_ERRMSG_LEN];
 };
 
@@ -300,7 +325,9 @@ static int db_open(struct bkv_store *s, char *err, size_t cap)
     sqlite3_stmt *st = NULL;
     int rc, rv = BKV_ERR_IO, empty;
 
-    rc = sqlite3_open_v2(s->path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    /* NOMUTEX: one thread owns the handle (store.h), so SQLite's own locking is not needed. */
+    rc = sqlite3_open_v2(s->path, &s->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
         set_err(err, cap, "store: open %s: %s", s->path,
                 s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
@@ -328,6 +355,9 @@ static int db_open(struct bkv_store *s, char *err, size_t cap)
     if (empty && sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
         goto fail_db;
     rv = check_schema(s->db, s->path, &s->applied, err, cap);
+    s->committed = s->applied;
+    s->pending = 0;
+    s->pruned = 0;
     if (rv != BKV_OK || sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         if (rv == BKV_OK)
             goto fail_db;
@@ -364,6 +394,7 @@ int bkv_store_open(const char *path, struct bkv_store **out, char *err, size_t e
         set_err(err, err_cap, "store: out of memory");
         return BKV_ERR_NOMEM;
     }
+    s->group = 1;
     rv = db_open(s, err, err_cap);
     if (rv != BKV_OK) {
         free(s->path);
@@ -378,6 +409,7 @@ void bkv_store_close(struct bkv_store *s)
 {
     if (s == NULL)
         return;
+    bkv_store_flush(s); /* a failure leaves the last commit: the log replays the rest */
     finalize_all(s);
     sqlite3_close(s->db);
     free(s->path);
@@ -523,19 +555,33 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
     return rv;
 }
 
-/* The remembered result of c's request id: *found = 1 and res filled. */
-static int request_get(struct bkv_store *s, const struct bkv_cmd *c, struct bkv_cmd_result *res,
-                       int *found)
+/* The first entry a request at index is remembered from (see PRUNE_STEP). */
+static uint64_t window_start(uint64_t index)
+{
+    return index > BKV_STORE_REQUEST_WINDOW ? index - BKV_STORE_REQUEST_WINDOW : 0;
+}
+
+/*
+ * The remembered result of c's request id at index: *found = 1 and res
+ * filled. A row older than the window (left until the next prune step) is
+ * not remembered: it is dropped, so the request is applied and remembered
+ * anew.
+ */
+static int request_get(struct bkv_store *s, uint64_t index, const struct bkv_cmd *c,
+                       struct bkv_cmd_result *res, int *found)
 {
     sqlite3_stmt *st = s->st[ST_REQ_GET];
-    int rc;
+    int rc, stale = 0;
 
     *found = 0;
     bind_blob(st, 1, c->request_id, BKV_REQUEST_ID_LEN);
     bind_blob(st, 2, c->account, BKV_ACCOUNT_KEY_LEN);
     sqlite3_bind_int(st, 3, (int)c->type);
     rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    if (rc == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 4) < window_start(index)) {
+        stale = 1;
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_ROW) {
         *found = 1;
         memset(res, 0, sizeof(*res));
         res->status = (enum bkv_cmd_status)sqlite3_column_int(st, 0);
@@ -547,6 +593,13 @@ static int request_get(struct bkv_store *s, const struct bkv_cmd *c, struct bkv_
     }
     rc = rc == SQLITE_DONE ? BKV_OK : db_fail(s, rc, "read request");
     sqlite3_reset(st);
+    if (rc == BKV_OK && stale) {
+        st = s->st[ST_REQ_DROP];
+        bind_blob(st, 1, c->request_id, BKV_REQUEST_ID_LEN);
+        bind_blob(st, 2, c->account, BKV_ACCOUNT_KEY_LEN);
+        sqlite3_bind_int(st, 3, (int)c->type);
+        rc = run(s, ST_REQ_DROP, "drop an old request");
+    }
     return rc;
 }
 
@@ -566,29 +619,95 @@ static int request_put(struct bkv_store *s, uint64_t index, const struct bkv_cmd
     return run(s, ST_REQ_PUT, "remember request");
 }
 
-/* Commit a transaction begun with ST_BEGIN at index, or roll it back. */
-static int finish(struct bkv_store *s, uint64_t index, int rv)
+/*
+ * The open transaction is gone (a failed commit, or SQLite rolled it back on
+ * an I/O error). Its entries but the last `unreported` ones were reported
+ * applied: if there are any, the handle refuses every later apply (the node
+ * must restart and replay them from the log).
+ */
+static void lose_pending(struct bkv_store *s, unsigned unreported)
 {
-    if (rv == BKV_OK) {
-        sqlite3_bind_int64(s->st[ST_SET_APPLIED], 1, (sqlite3_int64)index);
-        rv = run(s, ST_SET_APPLIED, "store applied index");
-    }
+    if (s->pending > unreported)
+        s->lost = 1;
+    if (!sqlite3_get_autocommit(s->db))
+        sqlite3_step(s->st[ST_ROLLBACK]);
+    sqlite3_reset(s->st[ST_ROLLBACK]);
+    s->pending = 0;
+    s->applied = s->committed;
+    s->pruned = 0;
+}
+
+static int lost_err(struct bkv_store *s)
+{
+    set_err(s->errmsg, sizeof(s->errmsg),
+            "store: %s: a failed write dropped the entries applied after index %llu; restart"
+            " to replay them from the log",
+            s->path, (unsigned long long)s->committed);
+    return BKV_ERR_IO;
+}
+
+/*
+ * Commit the open transaction with the applied index of its last entry
+ * (unreported: 1 if that entry's apply has not returned yet).
+ */
+static int commit(struct bkv_store *s, unsigned unreported)
+{
+    char why[BKV_STORE_ERRMSG_LEN];
+    int rv;
+
+    sqlite3_bind_int64(s->st[ST_SET_APPLIED], 1, (sqlite3_int64)s->applied);
+    rv = run(s, ST_SET_APPLIED, "store applied index");
     if (rv == BKV_OK)
         rv = run(s, ST_COMMIT, "commit");
     if (rv != BKV_OK) {
-        if (!sqlite3_get_autocommit(s->db))
-            sqlite3_step(s->st[ST_ROLLBACK]);
-        sqlite3_reset(s->st[ST_ROLLBACK]);
+        int lost = s->pending > unreported;
+
+        memcpy(why, s->errmsg, sizeof(why));
+        lose_pending(s, unreported);
+        if (lost)
+            set_err(s->errmsg, sizeof(s->errmsg), "%s; entries after index %llu dropped", why,
+                    (unsigned long long)s->committed);
         return rv;
     }
-    s->applied = index;
+    s->pending = 0;
+    s->committed = s->applied;
     return BKV_OK;
+}
+
+int bkv_store_flush(struct bkv_store *s)
+{
+    if (s == NULL)
+        return BKV_ERR_INVALID;
+    if (s->lost)
+        return lost_err(s);
+    if (s->pending == 0)
+        return BKV_OK;
+    if (s->db == NULL)
+        return no_db(s);
+    return commit(s, 0);
+}
+
+void bkv_store_set_group(struct bkv_store *s, unsigned max)
+{
+    if (s != NULL)
+        s->group = max > 0 ? max : 1;
+}
+
+unsigned bkv_store_pending(const struct bkv_store *s)
+{
+    return s != NULL ? s->pending : 0;
+}
+
+int bkv_store_failed(const struct bkv_store *s)
+{
+    return s != NULL && s->lost;
 }
 
 int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *cmds, size_t n,
                     struct bkv_cmd_result *results, int *ahead)
 {
-    int rv, wiped = 0, found;
+    uint64_t cutoff = 0;
+    int rv = BKV_OK, wiped = 0, found;
 
     if (ahead != NULL)
         *ahead = 0;
@@ -602,29 +721,56 @@ int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *c
             *ahead = 1;
         return BKV_OK;
     }
+    if (s->lost)
+        return lost_err(s);
     if (s->db == NULL)
         return no_db(s);
-    rv = run(s, ST_BEGIN, "begin");
-    if (rv != BKV_OK)
-        return rv;
-    if (index > BKV_STORE_REQUEST_WINDOW) {
-        sqlite3_bind_int64(s->st[ST_REQ_PRUNE], 1,
-                           (sqlite3_int64)(index - BKV_STORE_REQUEST_WINDOW));
-        rv = run(s, ST_REQ_PRUNE, "prune requests");
+    if (s->pending == 0) {
+        rv = run(s, ST_BEGIN, "begin");
+        if (rv != BKV_OK) {
+            lose_pending(s, 0);
+            return rv;
+        }
+    }
+    /* Only command entries prune, so the rows left depend on the log alone. */
+    if (n > 0 && window_start(index) >= PRUNE_STEP) {
+        cutoff = window_start(index) / PRUNE_STEP * PRUNE_STEP;
+        if (cutoff > s->pruned) {
+            sqlite3_bind_int64(s->st[ST_REQ_PRUNE], 1, (sqlite3_int64)cutoff);
+            rv = run(s, ST_REQ_PRUNE, "prune requests");
+        }
     }
     for (size_t i = 0; i < n && rv == BKV_OK; i++) {
-        rv = request_get(s, &cmds[i], &results[i], &found);
+        rv = request_get(s, index, &cmds[i], &results[i], &found);
         if (rv != BKV_OK || found)
             continue;
         rv = apply_one(s, index, &cmds[i], &results[i], &wiped);
         if (rv == BKV_OK)
             rv = request_put(s, index, &cmds[i], &results[i]);
     }
-    rv = finish(s, index, rv);
     if (rv != BKV_OK) {
+        /*
+         * No savepoint per entry (its statement journal copied every page an
+         * entry touched): a failed entry rolls the group back. Its earlier
+         * entries were reported applied, so they are lost (lose_pending).
+         */
+        lose_pending(s, 0);
         if (n > 0)
             memset(results, 0, n * sizeof(*results));
         return rv;
+    }
+    s->applied = index;
+    s->pending++;
+    if (cutoff > s->pruned)
+        s->pruned = cutoff;
+    /* An entry that deleted secrets commits at once, and its pages leave the WAL. */
+    if (wiped || s->pending >= s->group) {
+        rv = commit(s, 1);
+        if (rv != BKV_OK) {
+            if (n > 0)
+                memset(results, 0, n * sizeof(*results));
+            return rv;
+        }
     }
     /*
      * Push the pages that held deleted secrets out of the WAL. A failure
@@ -778,7 +924,9 @@ int bkv_store_hash(struct bkv_store *s, uint8_t out[static 32])
         return no_db(s);
     if (bkv_sha256(&label, 1, h) != 0)
         return BKV_ERR_CRYPTO;
-    rv = run(s, ST_BEGIN_READ, "begin read");
+    rv = bkv_store_flush(s);
+    if (rv == BKV_OK)
+        rv = run(s, ST_BEGIN_READ, "begin read");
     if (rv != BKV_OK)
         return rv;
     rv = hash_rows(s, ST_HASH_REC, 'R', h);
@@ -800,6 +948,9 @@ int bkv_store_snapshot(struct bkv_store *s, const char *path)
         return BKV_ERR_INVALID;
     if (s->db == NULL)
         return no_db(s);
+    rc = bkv_store_flush(s); /* the image holds every applied entry */
+    if (rc != BKV_OK)
+        return rc;
     /* VACUUM INTO: a consistent, compact copy written page by page. */
     rc = sqlite3_prepare_v2(s->db, "VACUUM INTO ?1", -1, &st, NULL);
     if (rc == SQLITE_OK) {
@@ -942,6 +1093,9 @@ int bkv_store_restore(struct bkv_store *s, const char *path, int *kept)
     *kept = 0;
     if (s->db == NULL)
         return no_db(s);
+    rv = bkv_store_flush(s);
+    if (rv != BKV_OK)
+        return rv;
     rv = image_open(s, path, &img, &applied);
     if (rv != BKV_OK)
         return rv;

@@ -7,7 +7,8 @@
  * for good). Each applied Raft entry runs in one transaction that also stores
  * the entry's index, so a restart never applies an entry twice: apply of an
  * index at or below the stored one is a no-op that says so (see
- * bkv_store_apply). Request ids are remembered
+ * bkv_store_apply; bkv_store_set_group lets several entries share one
+ * transaction). Request ids are remembered
  * (with their original results) for BKV_STORE_REQUEST_WINDOW entries, so a
  * replayed request changes nothing and gets its first result again. A
  * request is identified by its id, account and command type together: an id
@@ -69,19 +70,48 @@ const char *bkv_store_errmsg(const struct bkv_store *s);
 uint64_t bkv_store_applied_index(const struct bkv_store *s);
 
 /*
- * Apply the commands of the entry at index, all in one transaction with the
- * new applied index; results[i] is the outcome of cmds[i]. index <= applied
+ * Apply the commands of the entry at index, all in one transaction (or in
+ * the group's transaction, bkv_store_set_group) with the new applied index;
+ * results[i] is the outcome of cmds[i]. index <= applied
  * index: nothing changes, BKV_OK is returned with results zeroed and *ahead
  * (if ahead is not NULL) is set to 1, else 0. A caller that hands results to
  * a proposer must treat *ahead = 1 as a failure: the commands were NOT
  * applied (the store already holds a state at or past index, e.g. a replay
  * after a restart, which has no proposer, or a store ahead of its log). A
- * storage failure rolls everything back and returns BKV_ERR_NOSPACE (full
- * disk) or BKV_ERR_IO (any other SQLite error) with the SQLite message in
- * bkv_store_errmsg(); the store is then unchanged.
+ * storage failure rolls the transaction back and returns BKV_ERR_NOSPACE
+ * (full disk) or BKV_ERR_IO (any other SQLite error) with the SQLite message
+ * in bkv_store_errmsg(); the store is then unchanged, unless the failure also
+ * dropped pending entries of a group (bkv_store_failed: every later apply
+ * returns BKV_ERR_IO).
  */
 int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *cmds, size_t n,
                     struct bkv_cmd_result *results, int *ahead);
+
+/*
+ * Group commit: let up to max consecutive entries share one SQLite
+ * transaction (default 1: every apply commits). Pending entries are visible
+ * through this handle (get, counts) but not yet durable in the database: a
+ * crash loses them like any commit not yet synced under synchronous=NORMAL,
+ * and the node re-applies them from its Raft log. An entry that deletes
+ * secrets commits at once. hash, snapshot, restore and close commit first.
+ * A failed apply rolls the whole group back, and so does a failed commit:
+ * the group's entries that were reported applied are then lost, so the
+ * handle refuses every later apply (bkv_store_failed) and the node must
+ * restart to replay them. (A savepoint per entry would undo a failed entry
+ * alone, but its statement journal copies every page an entry touches: it
+ * cost more than the commits it saved. Every storage failure in apply stops
+ * the node anyway.)
+ */
+void bkv_store_set_group(struct bkv_store *s, unsigned max);
+
+/* Commit the pending entries now: BKV_OK, or as bkv_store_apply's storage failures. */
+int bkv_store_flush(struct bkv_store *s);
+
+/* Entries applied but not yet committed to SQLite. */
+unsigned bkv_store_pending(const struct bkv_store *s);
+
+/* 1 once a failed commit dropped entries reported applied (see bkv_store_set_group). */
+int bkv_store_failed(const struct bkv_store *s);
 
 /* Mark index as applied with no command (barriers, configuration entries). */
 int bkv_store_skip(struct bkv_store *s, uint64_t index);

@@ -1,8 +1,9 @@
 /*
- * bkv-admin: the operator's command-line tool. This version covers HSM
- * custody: provisioning a node's token, creating the realm on the first node,
- * the enrolment ceremony that brings a new node's HSM into the realm, and
- * checks that show what a token holds.
+ * bkv-admin: the operator's command-line tool. It covers HSM custody:
+ * provisioning a node's token, creating the realm on the first node, the
+ * enrolment ceremony that brings a new node's HSM into the realm, and checks
+ * that show what a token holds; and the router's side: router keys, account
+ * tokens, and the realm key config clients pin.
  *
  * Every command prints what it did, or one error line that says what failed
  * and what to do. Exit status: 0 done, 1 failed, 2 usage error. PINs are read
@@ -18,12 +19,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 
 #include "hsm/codec.h"
@@ -34,9 +34,12 @@
 #include "hsm/realm.h"
 #include "hsm/secrets.h"
 #include "hsm/token.h"
+#include "node/admin_status.h"
 #include "node/fileio.h"
+#include "node/token.h"
 #include "proto/err.h"
 #include "proto/hpke.h"
+#include "proto/msg.h"
 #include "proto/util.h"
 
 #define REALM_FILE       "realm.bin"
@@ -44,10 +47,25 @@
 #define MAX_FILE         (1u << 20)
 #define JOIN_TIMEOUT     900L /* seconds enrol join waits for the blob by default */
 #define JOIN_TIMEOUT_MAX 86400L
+#define TTL_DEFAULT      86400L
+#define TTL_MAX          (366L * 86400L)
+
+/* Long options without a short letter. */
+enum {
+    OPT_OUT_DIR = 256,
+    OPT_KEY,
+    OPT_TTL,
+    OPT_REALM_DIR,
+    OPT_KSF,
+    OPT_KSF_T,
+    OPT_KSF_M,
+    OPT_KSF_P,
+};
 
 struct opts {
     const char *node_dir, *module, *token, *pin_file, *so_pin_file, *lock_dir;
     const char *out, *realm, *request, *request_out, *fingerprint, *blob, *account;
+    const char *out_dir, *key, *ttl, *realm_dir, *ksf, *ksf_t, *ksf_m, *ksf_p;
     long timeout;
 };
 
@@ -61,6 +79,10 @@ static void fail(const char *what, int rc, const char *detail)
 
 static const char usage_text[] =
     "usage: bkv-admin COMMAND [options]\n"
+    "\n"
+    "Cluster:\n"
+    "  status          the cluster by data center: roles, lag, health:\n"
+    "                  --admin HOST:PORT (any node's admin address) [--timeout S]\n"
     "\n"
     "HSM custody commands:\n"
     "  token init      provision this node's token: --node-dir --token --pin-file --so-pin-file\n"
@@ -77,6 +99,21 @@ static const char usage_text[] =
     "  hsm status      what the token holds: HSM options [--realm DIR to verify it]\n"
     "  hsm check       prove the realm works in this HSM: HSM options, --realm DIR\n"
     "                  [--account ID]\n"
+    "\n"
+    "Router and client commands (no HSM needed):\n"
+    "  router keygen   make the router keys: --out-dir DIR writes DIR/router.key\n"
+    "                  (token key and proof key, for bkv-router and token issue)\n"
+    "                  and DIR/router-proof.key (proof key only, for every node),\n"
+    "                  both mode 0600; existing files are never overwritten\n"
+    "  token issue     sign an account token and print it: --key router.key\n"
+    "                  --account ID [--ttl 24h] [--out FILE (mode 0600)]. TTL is\n"
+    "                  N, Ns, Nm, Nh or Nd, at most 366d. Accounts are 1 to 256\n"
+    "                  of A-Z a-z 0-9 . _ @ + -\n"
+    "  realm keyconfig write the realm key config clients pin, and print its\n"
+    "                  fingerprint: --realm-dir DIR (realm.bin) --out FILE\n"
+    "                  [--ksf argon2id --ksf-t 3 --ksf-m-kib 65536 --ksf-p 4]\n"
+    "                  (RFC 9106's second recommended Argon2id option by default;\n"
+    "                  --ksf identity is for tests only: clients refuse it)\n"
     "\n"
     "HSM options:\n"
     "  --node-dir DIR     the node's HSM directory (softhsm2.conf, tokens/, lock file)\n"
@@ -650,6 +687,254 @@ static int cmd_enrol_replaced(const struct opts *o)
     return 2;
 }
 
+static int cmd_router_keygen(const struct opts *o)
+{
+    struct bkv_router_keys keys;
+    struct bkv_file_new kf, pf;
+    uint8_t kbuf[BKV_ROUTER_KEY_FILE_LEN], pbuf[BKV_ROUTER_PROOF_FILE_LEN];
+    char kpath[4096], ppath[4096], err[1024] = "";
+    int rc, status = 1, k_open = 0, p_open = 0;
+
+    if (!need(o->out_dir, "--out-dir"))
+        return 2;
+    if (mkdir(o->out_dir, 0700) != 0 && errno != EEXIST) {
+        fprintf(stderr, "%s: create %s: %s\n", prog, o->out_dir, strerror(errno));
+        return 1;
+    }
+    path_join(kpath, sizeof(kpath), o->out_dir, BKV_ROUTER_KEY_FILE);
+    path_join(ppath, sizeof(ppath), o->out_dir, BKV_ROUTER_PROOF_FILE);
+    /* Both names are reserved (and must not exist) before a key is made. */
+    rc = bkv_file_new_open(&kf, kpath, 0600, 1, err, sizeof(err));
+    if (rc == BKV_OK) {
+        k_open = 1;
+        rc = bkv_file_new_open(&pf, ppath, 0600, 1, err, sizeof(err));
+        p_open = rc == BKV_OK;
+    }
+    if (rc != BKV_OK) {
+        fail("router keygen", rc, err);
+        if (rc == BKV_ERR_INVALID)
+            fprintf(stderr,
+                    "%s: existing router keys are never overwritten: choose another "
+                    "--out-dir, or move the old keys away first\n",
+                    prog);
+        goto out;
+    }
+    rc = bkv_router_keys_generate(&keys);
+    if (rc != BKV_OK) {
+        fail("router keygen", rc, "no random bytes");
+        goto out;
+    }
+    bkv_router_key_file_encode(&keys, kbuf);
+    bkv_router_proof_file_encode(&keys, pbuf);
+    bkv_router_keys_wipe(&keys);
+    k_open = 0;
+    rc = bkv_file_new_commit(&kf, kbuf, sizeof(kbuf), err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("write router key", rc, err);
+        goto out;
+    }
+    p_open = 0;
+    rc = bkv_file_new_commit(&pf, pbuf, sizeof(pbuf), err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("write router proof key", rc, err);
+        fprintf(stderr, "%s: remove %s and run router keygen again\n", prog, kpath);
+        goto out;
+    }
+    printf("router keys written (mode 0600):\n"
+           "  %s        token key and proof key: for bkv-router --key and bkv-admin token "
+           "issue\n"
+           "  %s  proof key only: for every vault node (it checks requests come from a "
+           "router, but cannot mint tokens)\n",
+           kpath, ppath);
+    status = 0;
+out:
+    if (k_open)
+        bkv_file_new_abort(&kf);
+    if (p_open)
+        bkv_file_new_abort(&pf);
+    OPENSSL_cleanse(kbuf, sizeof(kbuf));
+    OPENSSL_cleanse(pbuf, sizeof(pbuf));
+    return status;
+}
+
+/* N, Ns, Nm, Nh or Nd; 1 s to TTL_MAX. */
+static int parse_ttl(const char *s, long *out)
+{
+    char *end;
+    long v, mult = 1;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno != 0 || end == s || s[0] == '-' || s[0] == '+' || v < 1)
+        return 0;
+    if (*end != '\0') {
+        switch (*end) {
+        case 's':
+            break;
+        case 'm':
+            mult = 60;
+            break;
+        case 'h':
+            mult = 3600;
+            break;
+        case 'd':
+            mult = 86400;
+            break;
+        default:
+            return 0;
+        }
+        if (end[1] != '\0')
+            return 0;
+    }
+    if (v > TTL_MAX / mult)
+        return 0;
+    *out = v * mult;
+    return 1;
+}
+
+static int cmd_token_issue(const struct opts *o)
+{
+    struct bkv_router_keys keys;
+    char tok[BKV_TOKEN_MAX_LEN + 2], err[1024] = "", when[64];
+    long ttl = TTL_DEFAULT;
+    time_t expiry;
+    struct tm tm;
+    size_t len;
+    int rc, status = 1;
+
+    if (!need(o->key, "--key") || !need(o->account, "--account"))
+        return 2;
+    if (o->ttl != NULL && !parse_ttl(o->ttl, &ttl)) {
+        fprintf(stderr, "%s: --ttl: expected N, Ns, Nm, Nh or Nd from 1 s to 366d\n", prog);
+        return 2;
+    }
+    if (!bkv_msg_account_valid((const uint8_t *)o->account, strlen(o->account))) {
+        fprintf(stderr, "%s: --account: expected 1 to %d characters of A-Z a-z 0-9 . _ @ + -\n",
+                prog, BKV_MSG_ACCOUNT_MAX);
+        return 2;
+    }
+    rc = bkv_router_key_load(o->key, &keys, err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("read router key", rc, err);
+        return 1;
+    }
+    expiry = time(NULL) + ttl;
+    rc = bkv_token_issue(keys.token_key, o->account, (uint64_t)expiry, tok, sizeof(tok) - 1);
+    bkv_router_keys_wipe(&keys);
+    if (rc != BKV_OK) {
+        fail("issue token", rc, NULL);
+        goto out;
+    }
+    gmtime_r(&expiry, &tm);
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (o->out != NULL) {
+        len = strlen(tok);
+        tok[len] = '\n';
+        rc = bkv_file_write(o->out, (const uint8_t *)tok, len + 1, 0600, 0, err, sizeof(err));
+        if (rc != BKV_OK) {
+            fail("write token", rc, err);
+            goto out;
+        }
+        printf("token for account %s, valid until %s, written to %s (mode 0600)\n", o->account,
+               when, o->out);
+    } else {
+        printf("%s\n", tok);
+        fprintf(stderr, "%s: token for account %s, valid until %s\n", prog, o->account, when);
+    }
+    status = 0;
+out:
+    OPENSSL_cleanse(tok, sizeof(tok));
+    return status;
+}
+
+static int parse_u32(const char *flag, const char *s, unsigned long min, unsigned long max,
+                     uint32_t *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (s == NULL)
+        return 1;
+    errno = 0;
+    v = strtoul(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || s[0] == '-' || v < min || v > max) {
+        fprintf(stderr, "%s: %s: expected a whole number from %lu to %lu\n", prog, flag, min, max);
+        return 0;
+    }
+    *out = (uint32_t)v;
+    return 1;
+}
+
+static int cmd_realm_keyconfig(const struct opts *o)
+{
+    struct bkv_hsm_realm realm;
+    struct bkv_keyconfig kc;
+    uint8_t enc[BKV_KEYCONFIG_MAX_LEN], fp[BKV_KEYCONFIG_FP_LEN];
+    char hex[2 * BKV_KEYCONFIG_FP_LEN + 1], rid[2 * BKV_MSG_REALM_ID_LEN + 1], err[1024] = "";
+    size_t len = 0;
+    int rc;
+
+    if (!need(o->realm_dir, "--realm-dir") || !need(o->out, "--out"))
+        return 2;
+    memset(&kc, 0, sizeof(kc));
+    kc.ksf = BKV_KSF_ARGON2ID_DEFAULT;
+    if (o->ksf != NULL && strcmp(o->ksf, "identity") == 0) {
+        if (o->ksf_t != NULL || o->ksf_m != NULL || o->ksf_p != NULL) {
+            fprintf(stderr, "%s: --ksf identity takes no parameters\n", prog);
+            return 2;
+        }
+        kc.ksf = BKV_KSF_IDENTITY_PARAMS;
+        fprintf(stderr,
+                "%s: warning: --ksf identity does no key stretching; it is for tests "
+                "only, and production clients refuse it\n",
+                prog);
+    } else if (o->ksf != NULL && strcmp(o->ksf, "argon2id") != 0) {
+        fprintf(stderr, "%s: --ksf: expected argon2id (or identity, for tests)\n", prog);
+        return 2;
+    }
+    if (!parse_u32("--ksf-t", o->ksf_t, 1, 1000, &kc.ksf.iterations) ||
+        !parse_u32("--ksf-p", o->ksf_p, 1, 255, &kc.ksf.parallelism) ||
+        !parse_u32("--ksf-m-kib", o->ksf_m, 8, 4u << 20, &kc.ksf.memory_kib))
+        return 2;
+    if (kc.ksf.kind == BKV_KSF_ARGON2ID && kc.ksf.memory_kib < 8 * kc.ksf.parallelism) {
+        fprintf(stderr, "%s: --ksf-m-kib must be at least 8 x --ksf-p (Argon2)\n", prog);
+        return 2;
+    }
+    if (load_realm(o->realm_dir, &realm, NULL, NULL) != BKV_OK)
+        return 1;
+    memcpy(kc.realm_id, realm.realm_id, sizeof(kc.realm_id));
+    kc.ohttp.key_id = realm.hpke_key_id[0];
+    kc.ohttp.kem = BKV_HPKE_KEM_P256_SHA256;
+    kc.ohttp.pk_len = sizeof(realm.hpke_pk);
+    memcpy(kc.ohttp.pk, realm.hpke_pk, sizeof(realm.hpke_pk));
+    kc.ohttp.suite_count = 2;
+    kc.ohttp.suites[0] =
+        (struct bkv_ohttp_symmetric){BKV_HPKE_KDF_HKDF_SHA256, BKV_HPKE_AEAD_AES_128_GCM};
+    kc.ohttp.suites[1] =
+        (struct bkv_ohttp_symmetric){BKV_HPKE_KDF_HKDF_SHA256, BKV_HPKE_AEAD_AES_256_GCM};
+    rc = bkv_keyconfig_encode(&kc, enc, sizeof(enc), &len);
+    if (rc == BKV_OK)
+        rc = bkv_keyconfig_fingerprint(enc, len, fp);
+    if (rc != BKV_OK) {
+        fail("encode key config", rc, "is realm.bin intact?");
+        return 1;
+    }
+    rc = bkv_file_write(o->out, enc, len, 0644, 0, err, sizeof(err));
+    if (rc != BKV_OK) {
+        fail("write key config", rc, err);
+        return 1;
+    }
+    bkv_hex_encode(fp, sizeof(fp), hex);
+    bkv_hex_encode(kc.realm_id, sizeof(kc.realm_id), rid);
+    printf("key config written to %s (%zu bytes): realm %s, HPKE key id %u, P-256,\n"
+           "HKDF-SHA256 with AES-128-GCM and AES-256-GCM, KSF %s t=%u m=%u KiB p=%u\n",
+           o->out, len, rid, kc.ohttp.key_id,
+           kc.ksf.kind == BKV_KSF_ARGON2ID ? "argon2id" : "identity", kc.ksf.iterations,
+           kc.ksf.memory_kib, kc.ksf.parallelism);
+    printf("fingerprint: %s\n", hex);
+    return 0;
+}
+
 struct command {
     const char *group, *name;
     int (*run)(const struct opts *o);
@@ -660,17 +945,11 @@ static const struct command commands[] = {
     {"realm", "show", cmd_realm_show},       {"enrol", "join", cmd_enrol_join},
     {"enrol", "approve", cmd_enrol_approve}, {"hsm", "status", cmd_hsm_status},
     {"hsm", "check", cmd_hsm_check},         {"enrol", "request", cmd_enrol_replaced},
-    {"enrol", "accept", cmd_enrol_replaced},
+    {"enrol", "accept", cmd_enrol_replaced}, {"router", "keygen", cmd_router_keygen},
+    {"token", "issue", cmd_token_issue},     {"realm", "keyconfig", cmd_realm_keyconfig},
 };
 
 /* No core dump may ever hold a PIN or an unsealed secret. */
-static int no_core_dumps(void)
-{
-    struct rlimit none = {0, 0};
-
-    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && setrlimit(RLIMIT_CORE, &none) == 0;
-}
-
 int main(int argc, char **argv)
 {
     static const struct option long_opts[] = {
@@ -688,6 +967,14 @@ int main(int argc, char **argv)
         {"request-out", required_argument, NULL, 'Q'},
         {"timeout", required_argument, NULL, 'T'},
         {"lock-dir", required_argument, NULL, 'L'},
+        {"out-dir", required_argument, NULL, OPT_OUT_DIR},
+        {"key", required_argument, NULL, OPT_KEY},
+        {"ttl", required_argument, NULL, OPT_TTL},
+        {"realm-dir", required_argument, NULL, OPT_REALM_DIR},
+        {"ksf", required_argument, NULL, OPT_KSF},
+        {"ksf-t", required_argument, NULL, OPT_KSF_T},
+        {"ksf-m-kib", required_argument, NULL, OPT_KSF_M},
+        {"ksf-p", required_argument, NULL, OPT_KSF_P},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -696,12 +983,14 @@ int main(int argc, char **argv)
     char *end;
     int c;
 
-    if (!no_core_dumps()) {
+    if (!bkv_no_core_dumps()) {
         fprintf(stderr, "%s: cannot disable core dumps: %s\n", prog, strerror(errno));
         return 1;
     }
     if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0))
         return usage(stdout, 0);
+    if (argc >= 2 && strcmp(argv[1], "status") == 0)
+        return bkv_admin_status_main(argc - 1, argv + 1);
     if (argc < 3)
         return usage(stderr, 2);
     optind = 3;
@@ -755,6 +1044,30 @@ int main(int argc, char **argv)
                         JOIN_TIMEOUT_MAX);
                 return 2;
             }
+            break;
+        case OPT_OUT_DIR:
+            o.out_dir = optarg;
+            break;
+        case OPT_KEY:
+            o.key = optarg;
+            break;
+        case OPT_TTL:
+            o.ttl = optarg;
+            break;
+        case OPT_REALM_DIR:
+            o.realm_dir = optarg;
+            break;
+        case OPT_KSF:
+            o.ksf = optarg;
+            break;
+        case OPT_KSF_T:
+            o.ksf_t = optarg;
+            break;
+        case OPT_KSF_M:
+            o.ksf_m = optarg;
+            break;
+        case OPT_KSF_P:
+            o.ksf_p = optarg;
             break;
         case 'h':
             return usage(stdout, 0);

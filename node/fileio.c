@@ -21,6 +21,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -251,4 +253,11 @@ int bkv_file_write(const char *path, const uint8_t *data, size_t len, mode_t mod
     if (rc != BKV_OK && n.kept && n.tmp[0] != '\0')
         unlink(n.tmp);
     return rc;
+}
+
+int bkv_no_core_dumps(void)
+{
+    struct rlimit none = {0, 0};
+
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0 && setrlimit(RLIMIT_CORE, &none) == 0;
 }

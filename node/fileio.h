@@ -77,4 +77,11 @@ void bkv_file_new_abort(struct bkv_file_new *n);
 int bkv_file_write(const char *path, const uint8_t *data, size_t len, mode_t mode, int exclusive,
                    char *err, size_t err_cap);
 
+/*
+ * Make this process undumpable and its core-file limit zero, so that no key
+ * or PIN in its memory lands in a core file or can be read through ptrace by
+ * another process of the same user. 1 on success, 0 with errno set.
+ */
+int bkv_no_core_dumps(void);
+
 #endif

@@ -69,6 +69,8 @@ packages=(
     libsqlite3-dev sqlite3
     softhsm2 opensc libp11-kit-dev
     node-llhttp
+    python3 curl procps
+    prometheus
     libraft-dev
 )
 
@@ -84,7 +86,15 @@ esac
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq
     # The pin above takes libraft from backports; everything else comes from bookworm.
+    # prometheus is installed for promtool only: its service must not start here.
+    policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        policy=/usr/sbin/policy-rc.d
+        printf '#!/bin/sh\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    [ -z "$policy" ] || rm -f "$policy"
 fi
 
 raft_ver=$(dpkg-query -W -f='${Version}' libraft-dev)

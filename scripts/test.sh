@@ -25,6 +25,9 @@ grep -h '^VECTORS' build/Testing/Temporary/LastTest.log
 build_and_test build-asan -DCMAKE_BUILD_TYPE=Debug -DBKV_SANITIZE=ON
 echo "== RFC vector sets checked (sanitizer build)"
 grep -h '^VECTORS' build-asan/Testing/Temporary/LastTest.log
+# Every parser's libFuzzer target, for a bounded time on its committed corpus (clang-14).
+echo "== fuzz: every target for ${BKV_FUZZ_SECONDS:-25} s"
+bash scripts/fuzz.sh --seconds "${BKV_FUZZ_SECONDS:-25}" | tee build-fuzz-summary.txt
 # Both runs passed (set -e stops at the first failure): one closing line for both.
 total=0
 for dir in build build-asan; do
@@ -35,4 +38,4 @@ for dir in build build-asan; do
     fi
     total=$((total + n))
 done
-echo "plain+sanitizers: $total passed, 0 failed"
+echo "plain+sanitizers: $total passed, 0 failed; fuzz targets: $(grep -c '^fuzz_.* ok' build-fuzz-summary.txt || true) ran clean"

@@ -10,7 +10,11 @@
 # until all three applied the same index (with --snapshot-threshold 64 it
 # catches up by InstallSnapshot), and check that no acknowledged
 # ATTEMPT was lost and that every node holds the same counters and state
-# hash; stop and start all nodes and check that nothing changed (no double
+# hash. Then kill -9 a follower, register records worth more than 1 MiB of
+# image while it is down, restart it: it catches up by InstallSnapshot, whose
+# payload is a 64-byte descriptor, fetching the image out of band from the
+# leader's snapshot server (--snapshot), and every node ends with the same
+# hash. Stop and start all nodes and check that nothing changed (no double
 # apply on replay).
 # Failure modes checked: a data directory on a read-only tmpfs (the node exits
 # non-zero and names the directory); a 1 MiB tmpfs (proposals fail with
@@ -78,13 +82,14 @@ for _ in range(int(sys.argv[1])):
 print("\n".join(str(s.getsockname()[1]) for s in socks))
 EOF
 }
-mapfile -t PORTS < <(free_ports 10)
+mapfile -t PORTS < <(free_ports 11)
 RP=([1]=${PORTS[0]} [2]=${PORTS[1]} [3]=${PORTS[2]})
 CP=([1]=${PORTS[3]} [2]=${PORTS[4]} [3]=${PORTS[5]})
+SP=([1]=${PORTS[8]} [2]=${PORTS[9]} [3]=${PORTS[10]}) # snapshot image servers
 SOLO_RAFT=${PORTS[6]}
 SOLO_CTL=${PORTS[7]}
 MEMBERS=()
-for i in 1 2 3; do MEMBERS+=(--member "$i@dc$i@127.0.0.1:${RP[$i]}"); done
+for i in 1 2 3; do MEMBERS+=(--member "$i@dc$i@127.0.0.1:${RP[$i]}@127.0.0.1:${SP[$i]}"); done
 nodes_except() { # the control addresses of every node but $1
     local out="" i
     for i in 1 2 3; do
@@ -97,7 +102,8 @@ ALL=$(nodes_except 0)
 
 start_node() {
     "$RAFTD" --id "$1" --dc "dc$1" --raft "127.0.0.1:${RP[$1]}" --data "$T/n$1" \
-        --control "127.0.0.1:${CP[$1]}" "${MEMBERS[@]}" --bootstrap --max-attempts 1000000 \
+        --control "127.0.0.1:${CP[$1]}" --snapshot "127.0.0.1:${SP[$1]}" "${MEMBERS[@]}" \
+        --bootstrap --max-attempts 1000000 \
         --snapshot-threshold 64 --snapshot-trailing 16 \
         >>"$T/n$1.log" 2>&1 &
     PID[$1]=$!
@@ -118,6 +124,10 @@ kill9_node() {
     unset "PID[$1]"
 }
 leader_of() { "${CLIENT[@]}" wait-leader "$1" --timeout "${2:-20}" 2>&1; }
+# status_of ID FIELD: one field of node ID's STATUS line.
+status_of() {
+    "${CLIENT[@]}" ctl "127.0.0.1:${CP[$1]}" STATUS 2>/dev/null | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
 # wait_lines FILE N SECONDS: until FILE has at least N lines.
 wait_lines() {
     local deadline=$(($(now_ms) + $3 * 1000))
@@ -184,6 +194,61 @@ check "restarted node $old catches up: same applied index and hash on all 3" \
     "${CLIENT[@]}" wait-converged "$ALL" --timeout 30
 check "no acknowledged ATTEMPT lost; counters and hash equal on every node" \
     "${CLIENT[@]}" verify "$ALL" --acks "$T/acks" --count "$BURST" --accounts "$ACCOUNTS"
+
+# ---- 3b. a lagging node catches up by snapshot; the image moves out of band ----
+# Threshold 64, trailing 16: after 400 entries the others' logs start well
+# past the stopped node's, so the leader sends it an InstallSnapshot. Its
+# payload is the 64-byte descriptor; the restarted node fetches the image
+# (400 records of 2 x 2000 bytes: more than 1 MiB) from the leader's
+# snapshot server, checks size and SHA-256, and installs it.
+# (a node lost to an earlier failure is started again, so that one failure
+# does not hide what this part checks)
+for i in 1 2 3; do
+    if [ -z "$(status_of "$i" role)" ]; then
+        if [ -n "${PID[$i]:-}" ]; then
+            kill -9 "${PID[$i]}" 2>/dev/null
+            wait "${PID[$i]}" 2>/dev/null
+        fi
+        unset "PID[$i]"
+        start_node "$i"
+    fi
+done
+"${CLIENT[@]}" wait-converged "$ALL" --timeout 30 >/dev/null
+number_or() { case $1 in '' | *[!0-9]*) echo "$2" ;; *) echo "$1" ;; esac; }
+lead=$(number_or "$(leader_of "$ALL" 10)" 1)
+lag=$((lead % 3 + 1))
+kill9_node "$lag"
+BIG=400
+check "register $BIG records of 2 x 2000 bytes, one entry each, while node $lag is down" \
+    "${CLIENT[@]}" burst "$(nodes_except "$lag")" --type REGISTER --count "$BIG" \
+    --accounts "$BIG" --blob 2000 --seed big --window 1 --timeout 120
+lead=$(number_or "$(leader_of "$(nodes_except "$lag")" 10)" 1)
+echo "   leader $lead: $("${CLIENT[@]}" ctl "127.0.0.1:${CP[$lead]}" STATUS | cut -c1-400)"
+start_node "$lag"
+check "node $lag catches up by snapshot: same applied index and hash on all 3" \
+    "${CLIENT[@]}" wait-converged "$ALL" --timeout 60
+fetched=$(status_of "$lag" fetched)
+restored=$(status_of "$lag" restored)
+size=$(status_of "$lag" image_size)
+served=$(status_of "$lead" served)
+echo "   node $lag: fetched=$fetched restored=$restored image_size=$size; leader $lead served=$served"
+check "node $lag fetched the image out of band and installed it" \
+    [ "${fetched:-0}" -ge 1 -a "${restored:-0}" -ge 1 ]
+check "the image is bigger than 1 MiB ($size bytes)" [ "${size:-0}" -gt 1048576 ]
+check "the leader's snapshot server sent it (served=$served)" [ "${served:-0}" -ge 1 ]
+check "node $lag keeps an image named by its SHA-256, of more than 1 MiB" python3 -c '
+import hashlib, os, sys
+d = sys.argv[1]
+ok = False
+for n in os.listdir(d):
+    if len(n) == 67 and n.endswith(".db"):
+        with open(os.path.join(d, n), "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != n[:64]:
+            sys.exit("%s: content does not hash to its name" % n)
+        ok = ok or len(data) > 1048576
+sys.exit(0 if ok else "no image of more than 1 MiB")' "$T/n$lag/images"
+grep -h "fetch\|restore" "$T/n$lag.log" | tail -3 | sed 's/^/   /'
 
 # ---- 4. stop and start all nodes: replay changes nothing ----
 "${CLIENT[@]}" state "$ALL" --accounts "$ACCOUNTS" >"$T/state.before"

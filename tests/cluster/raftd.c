@@ -3,10 +3,15 @@
  * cluster tests. It is a test tool, not the vault node: the
  * commands' sealed fields are whatever hex the control client sends.
  *
- *   bkv-raftd --id N --raft ADDR --data DIR --control ADDR [--member ID@DC@ADDR]...
+ *   bkv-raftd --id N --raft ADDR --data DIR --control ADDR
+ *             [--member ID@DC@ADDR[@SNAPSHOT_ADDR]]... [--snapshot ADDR]
  *             [--dc DC] [--bootstrap] [--max-attempts N] [--snapshot-threshold N]
- *             [--snapshot-trailing N]
+ *             [--snapshot-trailing N] [--snapshot-fetch-timeout MS]
  *             [--election-timeout MS] [--heartbeat MS]
+ *
+ * --snapshot ADDR is this node's snapshot image server; every member of a
+ * cluster of two or more needs one (consensus/node.h), given as the fourth
+ * field of its --member.
  *
  * --max-attempts N (1..1000000, default 10) goes into every REGISTER this
  * node proposes: the limit is replicated with the record, and ATTEMPTs are
@@ -23,7 +28,8 @@
  *     -> OK <RESULT> attempts=A max=M reg=R replayed=0|1
  *      | NOTLEADER id=I addr=ADDR | NOTREADY | LOST | ERR <text>
  *   STATUS -> id=.. role=.. term=.. applied=.. commit=.. last=.. store_applied=..
- *             leader=.. live=.. tombstones=.. hash=<hex64>
+ *             leader=.. live=.. tombstones=.. snapshots=.. restored=.. fetched=..
+ *             served=.. image_size=.. hash=<hex64>
  *   COUNTER <account-hex64> -> attempts=A live=1|0|none reg=R
  *   QUIT -> BYE (and the connection closes)
  *
@@ -341,10 +347,12 @@ static void do_status(struct server *srv, struct op *o)
     op_reply(o,
              "id=%" PRIu64 " role=%s term=%" PRIu64 " applied=%" PRIu64 " commit=%" PRIu64
              " last=%" PRIu64 " store_applied=%" PRIu64 " leader=%" PRIu64 " live=%" PRIu64
-             " tombstones=%" PRIu64 " hash=%s",
+             " tombstones=%" PRIu64 " snapshots=%lu restored=%lu fetched=%lu served=%lu"
+             " image_size=%" PRIu64 " hash=%s",
              srv->cfg.id, role_name(bkv_raft_role(srv->raft)), info.term, info.applied_index,
              info.commit_index, info.last_index, bkv_store_applied_index(st), leader, live, tomb,
-             hex);
+             info.snapshots_taken, info.snapshots_restored, info.images_fetched, info.images_served,
+             info.image_size, hex);
 }
 
 static void do_counter(struct server *srv, struct op *o, const char *acct_hex)
@@ -685,9 +693,10 @@ static void unavailable_cb(struct bkv_raft *r, const char *reason, void *data)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: bkv-raftd --id N --raft HOST:PORT --data DIR --control HOST:PORT\n"
-               "                 [--member ID@DC@HOST:PORT]... [--dc DC] [--bootstrap]\n"
+               "                 [--member ID@DC@HOST:PORT[@SNAPSHOT_HOST:PORT]]...\n"
+               "                 [--snapshot HOST:PORT] [--dc DC] [--bootstrap]\n"
                "                 [--max-attempts N] [--snapshot-threshold N]\n"
-               "                 [--snapshot-trailing N]\n"
+               "                 [--snapshot-trailing N] [--snapshot-fetch-timeout MS]\n"
                "                 [--election-timeout MS] [--heartbeat MS]\n");
 }
 
@@ -701,13 +710,20 @@ static int parse_uint(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* ID@DC@ADDR[@SNAPSHOT_ADDR] */
 static int parse_member(const char *s, struct bkv_raft_member *m)
 {
     const char *a = strchr(s, '@'), *b = a != NULL ? strchr(a + 1, '@') : NULL;
+    const char *c = b != NULL ? strchr(b + 1, '@') : NULL;
+    size_t alen;
     char idbuf[24];
 
     if (a == NULL || b == NULL || (size_t)(a - s) >= sizeof(idbuf) ||
-        (size_t)(b - a - 1) >= sizeof(m->dc) || strlen(b + 1) >= sizeof(m->address) || b[1] == '\0')
+        (size_t)(b - a - 1) >= sizeof(m->dc))
+        return -1;
+    alen = c != NULL ? (size_t)(c - b - 1) : strlen(b + 1);
+    if (alen == 0 || alen >= sizeof(m->address) ||
+        (c != NULL && (c[1] == '\0' || strlen(c + 1) >= sizeof(m->snapshot_address))))
         return -1;
     memcpy(idbuf, s, (size_t)(a - s));
     idbuf[a - s] = '\0';
@@ -715,7 +731,9 @@ static int parse_member(const char *s, struct bkv_raft_member *m)
         return -1;
     memcpy(m->dc, a + 1, (size_t)(b - a - 1));
     m->dc[b - a - 1] = '\0';
-    snprintf(m->address, sizeof(m->address), "%s", b + 1);
+    memcpy(m->address, b + 1, alen);
+    m->address[alen] = '\0';
+    snprintf(m->snapshot_address, sizeof(m->snapshot_address), "%s", c != NULL ? c + 1 : "");
     return 0;
 }
 
@@ -778,6 +796,13 @@ int main(int argc, char **argv)
                   parse_member(val, &srv.cfg.members[srv.cfg.n_members]) != 0;
             if (!bad)
                 srv.cfg.n_members++;
+        } else if (strcmp(opt, "--snapshot") == 0) {
+            bad = strlen(val) >= sizeof(srv.cfg.snapshot_address);
+            if (!bad)
+                snprintf(srv.cfg.snapshot_address, sizeof(srv.cfg.snapshot_address), "%s", val);
+        } else if (strcmp(opt, "--snapshot-fetch-timeout") == 0) {
+            bad = parse_uint(val, 3600000, &v) != 0;
+            srv.cfg.snapshot_fetch_timeout_ms = (unsigned)v;
         } else if (strcmp(opt, "--control") == 0) {
             control_addr = val;
             bad = parse_hostport(val, &control) != 0;
@@ -862,8 +887,10 @@ int main(int argc, char **argv)
         srv.stopping = false;
         server_stop(&srv, 1);
     } else {
-        fprintf(stderr, "bkv-raftd: node %" PRIu64 ": raft %s, control %s, data %s\n", srv.cfg.id,
-                srv.cfg.address, control_addr, srv.cfg.data_dir);
+        fprintf(stderr, "bkv-raftd: node %" PRIu64 ": raft %s, control %s, snapshots %s, data %s\n",
+                srv.cfg.id, srv.cfg.address, control_addr,
+                srv.cfg.snapshot_address[0] != '\0' ? srv.cfg.snapshot_address : "(none)",
+                srv.cfg.data_dir);
     }
     uv_run(&loop, UV_RUN_DEFAULT);
     uv_loop_close(&loop);

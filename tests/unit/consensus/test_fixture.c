@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@
 #include "harness.h"
 
 #include "consensus/fsm.h"
+#include "consensus/image.h"
 #include "consensus/node.h"
 #include "consensus/store.h"
 #include "proto/err.h"
@@ -83,6 +85,7 @@ struct cluster {
 
 static struct cluster *C;
 static unsigned request_seq;
+static unsigned long fetch_copies; /* images the fixture's fetch hook copied */
 
 static void quiet_emit(struct raft_tracer *t, int type, const void *info)
 {
@@ -149,11 +152,61 @@ static void sample(struct raft_fixture *fx, struct raft_fixture_event *ev)
     }
 }
 
+/* Copy the file src to the new file dest; 0 or -1. */
+static int copy_file(const char *src, const char *dest)
+{
+    uint8_t buf[16384];
+    FILE *in = fopen(src, "rb"), *out = in != NULL ? fopen(dest, "wbx") : NULL;
+    size_t got;
+    int rv = in != NULL && out != NULL ? 0 : -1;
+
+    while (rv == 0 && (got = fread(buf, 1, sizeof(buf), in)) > 0)
+        if (fwrite(buf, 1, got, out) != got)
+            rv = -1;
+    if (in != NULL && ferror(in))
+        rv = -1;
+    if (out != NULL && fclose(out) != 0)
+        rv = -1;
+    if (in != NULL)
+        fclose(in);
+    return rv;
+}
+
+/*
+ * The FSM's fetch hook on raft_fixture (its transport is in memory, so there
+ * is no image server to ask): copy the image from another node's image
+ * directory, as the real hook streams it from a member's server, and check
+ * it like the real one does (size, SHA-256).
+ */
+static int fixture_fetch(void *arg, const uint8_t sha256[static 32], uint64_t size,
+                         const char *dest, char *err, size_t err_cap)
+{
+    struct cluster *c = C;
+    unsigned self = (unsigned)(uintptr_t)arg;
+    struct bkv_image_desc d = {0, size, {0}};
+
+    memcpy(d.sha256, sha256, 32);
+    snprintf(err, err_cap, "no other node has the image");
+    for (unsigned i = 0; i < c->n; i++) {
+        char src[256];
+
+        if (i == self || bkv_image_path(c->fsm[i]->image_dir, sha256, src, sizeof(src)) != BKV_OK ||
+            access(src, R_OK) != 0)
+            continue;
+        if (copy_file(src, dest) == 0 && bkv_image_verify(dest, &d, err, err_cap) == BKV_OK) {
+            fetch_copies++;
+            return BKV_OK;
+        }
+        unlink(dest);
+    }
+    return BKV_ERR_IO;
+}
+
 static struct cluster *cluster_new(unsigned n)
 {
     struct cluster *c = calloc(1, sizeof(*c));
     struct raft_configuration conf;
-    char path[256], db[256], err[BKV_STORE_ERRMSG_LEN];
+    char path[256], images[256], db[256], err[BKV_STORE_ERRMSG_LEN];
 
     CU_ASSERT_FATAL(c != NULL);
     C = c;
@@ -166,11 +219,15 @@ static struct cluster *cluster_new(unsigned n)
         CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
         snprintf(path, sizeof(path), "%s/%u/snapshots", c->dir, i);
         CU_ASSERT_FATAL(mkdir(path, 0700) == 0);
+        snprintf(images, sizeof(images), "%s/%u/images", c->dir, i);
+        CU_ASSERT_FATAL(mkdir(images, 0700) == 0);
         snprintf(db, sizeof(db), "%s/%u/state.db", c->dir, i);
         CU_ASSERT_EQUAL_FATAL(bkv_store_open(db, &c->store[i], err, sizeof(err)), BKV_OK);
+        bkv_store_set_group(c->store[i], 8); /* group commit, as node.c runs it */
         c->fsm[i] = calloc(1, sizeof(*c->fsm[i]));
         CU_ASSERT_FATAL(c->fsm[i] != NULL);
-        CU_ASSERT_EQUAL_FATAL(bkv_fsm_init(c->fsm[i], c->store[i], path), BKV_OK);
+        CU_ASSERT_EQUAL_FATAL(bkv_fsm_init(c->fsm[i], c->store[i], path, images), BKV_OK);
+        bkv_fsm_set_fetch(c->fsm[i], fixture_fetch, (void *)(uintptr_t)i);
         CU_ASSERT_EQUAL_FATAL(raft_fixture_grow(&c->fx, &c->fsm[i]->raft), 0);
         bkv_fsm_bind(c->fsm[i], srv(c, i));
         if (getenv("BKV_RAFT_TRACE") == NULL)
@@ -575,11 +632,26 @@ static void test_stream_5(void)
     stream(5);
 }
 
+/* The number of image files in dir (names of 64 hex digits and ".db"). */
+static unsigned count_images(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    unsigned n = 0;
+
+    while (d != NULL && (e = readdir(d)) != NULL)
+        n += strlen(e->d_name) == BKV_IMAGE_NAME_LEN && strstr(e->d_name, ".db") != NULL;
+    if (d != NULL)
+        closedir(d);
+    return n;
+}
+
 static void snapshot_catch_up(unsigned n)
 {
     struct cluster *c = cluster_new(n);
     unsigned l, lag;
-    unsigned long snaps = 0;
+    unsigned long snaps = 0, copies = fetch_copies;
+    char path[300];
 
     for (unsigned i = 0; i < n; i++) {
         raft_set_snapshot_threshold(srv(c, i), 16);
@@ -598,8 +670,24 @@ static void snapshot_catch_up(unsigned n)
     attempts(c, 4);
     check_final(c, 1);
     CU_ASSERT(c->fsm[lag]->restores > 0);
-    printf("  snapshots taken: %lu, restores on the lagging node: %lu\n", snaps,
-           c->fsm[lag]->restores);
+    /* the lagging node had no image: it fetched one (here: copied from another node) */
+    CU_ASSERT(c->fsm[lag]->fetches > 0);
+    CU_ASSERT(fetch_copies > copies);
+    for (unsigned i = 0; i < n; i++) {
+        struct bkv_image_desc d = {0, 0, {0}};
+        char why[256];
+
+        /* every node keeps the image of its latest descriptor (and at most one older) */
+        CU_ASSERT(c->fsm[i]->n_keep > 0);
+        CU_ASSERT(count_images(c->fsm[i]->image_dir) >= 1);
+        CU_ASSERT(count_images(c->fsm[i]->image_dir) <= 2);
+        memcpy(d.sha256, c->fsm[i]->keep[0], 32);
+        CU_ASSERT_EQUAL(bkv_image_path(c->fsm[i]->image_dir, d.sha256, path, sizeof(path)), 0);
+        CU_ASSERT_EQUAL(bkv_image_digest(path, &d.size, d.sha256, why, sizeof(why)), BKV_OK);
+        CU_ASSERT_EQUAL(memcmp(d.sha256, c->fsm[i]->keep[0], 32), 0);
+    }
+    printf("  snapshots taken: %lu, restores on the lagging node: %lu (%lu fetched)\n", snaps,
+           c->fsm[lag]->restores, c->fsm[lag]->fetches);
     cluster_free(c);
 }
 
@@ -611,6 +699,108 @@ static void test_snapshot_3(void)
 static void test_snapshot_5(void)
 {
     snapshot_catch_up(5);
+}
+
+/* A 64-byte buffer from raft_malloc holding the descriptor d (as libraft hands restore). */
+static struct raft_buffer desc_buf(const struct bkv_image_desc *d)
+{
+    struct raft_buffer b = {raft_malloc(BKV_IMAGE_DESC_LEN), BKV_IMAGE_DESC_LEN};
+
+    CU_ASSERT_FATAL(b.base != NULL);
+    bkv_image_desc_encode(d, b.base);
+    return b;
+}
+
+static void flip_byte(const char *path, long at)
+{
+    FILE *fp = fopen(path, "r+b");
+    int ch;
+
+    CU_ASSERT_FATAL(fp != NULL);
+    CU_ASSERT(fseek(fp, at, SEEK_SET) == 0);
+    ch = fgetc(fp);
+    CU_ASSERT(fseek(fp, at, SEEK_SET) == 0);
+    fputc(ch ^ 0xff, fp);
+    fclose(fp);
+}
+
+/*
+ * restore on its own, on a fresh node beside the cluster: what libraft sees
+ * of a snapshot is the 64-byte descriptor; a malformed descriptor and an
+ * image nobody has are refused with the store untouched; a damaged image is
+ * refused by the fetch's check; the intact one installs node 0's exact
+ * state; the same descriptor again keeps it and fetches nothing.
+ */
+static void test_restore_paths(void)
+{
+    struct cluster *c = cluster_new(3);
+    struct bkv_fsm *ff = calloc(1, sizeof(*ff));
+    struct raft_fsm *src = &c->fsm[0]->raft;
+    struct raft_buffer *bufs = NULL, buf;
+    struct bkv_image_desc d, nobody;
+    struct bkv_store *fresh = NULL;
+    char dir[256], scratch[300], images[300], db[300], path[400], err[BKV_STORE_ERRMSG_LEN];
+    uint8_t h0[32], h[32];
+    unsigned n_bufs = 0;
+
+    CU_ASSERT_FATAL(ff != NULL);
+    register_all(c);
+    attempts(c, 8);
+    converge(c);
+    CU_ASSERT_EQUAL_FATAL(src->snapshot(src, &bufs, &n_bufs), 0);
+    CU_ASSERT_EQUAL(n_bufs, 1);
+    CU_ASSERT_EQUAL_FATAL(bufs[0].len, BKV_IMAGE_DESC_LEN);
+    CU_ASSERT_EQUAL_FATAL(bkv_image_desc_decode(bufs[0].base, bufs[0].len, &d), BKV_OK);
+    CU_ASSERT_EQUAL(src->snapshot_finalize(src, &bufs, &n_bufs), 0);
+    CU_ASSERT_EQUAL(d.index, bkv_store_applied_index(c->store[0]));
+    CU_ASSERT_EQUAL(bkv_store_hash(c->store[0], h0), BKV_OK);
+
+    snprintf(dir, sizeof(dir), "%s/fresh", c->dir);
+    snprintf(scratch, sizeof(scratch), "%s/snapshots", dir);
+    snprintf(images, sizeof(images), "%s/images", dir);
+    snprintf(db, sizeof(db), "%s/state.db", dir);
+    CU_ASSERT_FATAL(mkdir(dir, 0700) == 0 && mkdir(scratch, 0700) == 0 && mkdir(images, 0700) == 0);
+    CU_ASSERT_EQUAL_FATAL(bkv_store_open(db, &fresh, err, sizeof(err)), BKV_OK);
+    CU_ASSERT_EQUAL_FATAL(bkv_fsm_init(ff, fresh, scratch, images), BKV_OK);
+    bkv_fsm_set_fetch(ff, fixture_fetch, (void *)(uintptr_t)99);
+
+    buf = desc_buf(&d);
+    memcpy(buf.base, "NOT-SNAP", 8);
+    CU_ASSERT_EQUAL(ff->raft.restore(&ff->raft, &buf), RAFT_MALFORMED);
+    raft_free(buf.base);
+    nobody = d;
+    nobody.sha256[0] ^= 1;
+    buf = desc_buf(&nobody);
+    CU_ASSERT_EQUAL(ff->raft.restore(&ff->raft, &buf), RAFT_IOERR);
+    printf("\n  no image: %s\n", ff->errmsg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ff->errmsg, "no other node has the image"));
+    raft_free(buf.base);
+
+    CU_ASSERT_EQUAL_FATAL(bkv_image_path(c->fsm[0]->image_dir, d.sha256, path, sizeof(path)), 0);
+    flip_byte(path, 300);
+    buf = desc_buf(&d);
+    CU_ASSERT_EQUAL(ff->raft.restore(&ff->raft, &buf), RAFT_IOERR);
+    printf("  damaged image: %s\n", ff->errmsg);
+    CU_ASSERT_PTR_NOT_NULL(strstr(ff->errmsg, "does not match"));
+    CU_ASSERT_EQUAL(bkv_store_applied_index(fresh), 0);
+    CU_ASSERT_EQUAL(count_images(images), 0);
+    flip_byte(path, 300);
+    CU_ASSERT_EQUAL(ff->raft.restore(&ff->raft, &buf), 0); /* the buffer is the FSM's now */
+    CU_ASSERT_EQUAL(bkv_store_applied_index(fresh), d.index);
+    CU_ASSERT_EQUAL(bkv_store_hash(fresh, h), BKV_OK);
+    CU_ASSERT_EQUAL(memcmp(h, h0, 32), 0);
+    CU_ASSERT_EQUAL(ff->fetches, 1);
+    CU_ASSERT_EQUAL(ff->restores, 1);
+    CU_ASSERT_EQUAL(count_images(images), 1);
+    buf = desc_buf(&d);
+    CU_ASSERT_EQUAL(ff->raft.restore(&ff->raft, &buf), 0); /* as new already: kept */
+    CU_ASSERT_EQUAL(ff->fetches, 1);
+    CU_ASSERT_EQUAL(ff->restores, 1);
+
+    bkv_fsm_close(ff);
+    free(ff);
+    bkv_store_close(fresh);
+    cluster_free(c);
 }
 
 static void test_guess_limit(void)
@@ -887,6 +1077,7 @@ static CU_TestInfo tests[] = {
     {"5 nodes: ATTEMPT stream, leader loss, minority partition", test_stream_5},
     {"3 nodes: a lagging node catches up by snapshot", test_snapshot_3},
     {"5 nodes: a lagging node catches up by snapshot", test_snapshot_5},
+    {"restore: descriptors, missing and damaged images", test_restore_paths},
     {"the guess limit through Raft", test_guess_limit},
     {"entries committed together keep their own results", test_results_of_batched_commits},
     {"a malformed entry is skipped alike on every node", test_malformed_entry},

@@ -3,8 +3,10 @@
  * directory per test: every result of every command, the guess limit
  * exactly, replayed request ids (also inside one batch), idempotent re-apply
  * across a restart, atomic batches under an injected failure and a held
- * write lock, a full disk (a 1 MiB tmpfs), snapshot and restore, and that the
- * secrets of a destroyed record leave the database file and its WAL.
+ * write lock, a full disk (a 1 MiB tmpfs), pruning in steps, group commit
+ * (pending entries, a crash before the commit and the replay, a failed entry,
+ * a failed commit), snapshot and restore, and that the secrets of a
+ * destroyed record leave the database file and its WAL.
  */
 #define _GNU_SOURCE /* memmem */
 #include <errno.h>
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
@@ -465,6 +468,251 @@ static void test_atomic_batch(void)
     teardown();
 }
 
+/* One integer from the store's file through a second connection (committed state only). */
+static long long peer_int(const char *sql)
+{
+    sqlite3 *db = peer();
+    sqlite3_stmt *q = NULL;
+    long long v = -1;
+
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) == SQLITE_OK && sqlite3_step(q) == SQLITE_ROW)
+        v = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    return v;
+}
+
+/*
+ * Remembered requests out of the window are pruned in steps of 1024 entries,
+ * by command entries only: a store that restarted in between (its prune
+ * position forgotten) ends with the same rows and hash.
+ */
+static void test_prune_steps(void)
+{
+    char err[BKV_STORE_ERRMSG_LEN], path2[600];
+    struct bkv_store *other = NULL, *mine;
+    struct bkv_cmd c[5];
+    struct bkv_cmd_result r;
+    uint64_t w = BKV_STORE_REQUEST_WINDOW, at[5] = {1, 2, 1500, 2100, w + 2050};
+    uint8_t h1[32], h2[32];
+
+    setup();
+    snprintf(path2, sizeof(path2), "%s/other.db", dir);
+    CU_ASSERT_EQUAL_FATAL(bkv_store_open(path2, &other, err, sizeof(err)), BKV_OK);
+    c[0] = cmd(BKV_CMD_REGISTER, 9);
+    for (int i = 1; i < 5; i++)
+        c[i] = cmd(BKV_CMD_ATTEMPT, 9);
+    for (int i = 0; i < 5; i++) {
+        CU_ASSERT_EQUAL(bkv_store_apply(st, at[i], &c[i], 1, &r, NULL), BKV_OK);
+        if (i == 4) { /* the other one restarts just before the pruning entry */
+            bkv_store_close(other);
+            CU_ASSERT_EQUAL_FATAL(bkv_store_open(path2, &other, err, sizeof(err)), BKV_OK);
+        }
+        CU_ASSERT_EQUAL(bkv_store_apply(other, at[i], &c[i], 1, &r, NULL), BKV_OK);
+    }
+    /* entries below 2048 = (w + 2050 - w) rounded down to 1024 are gone, 2100 stays */
+    CU_ASSERT_EQUAL(peer_int("SELECT count(*) FROM requests"), 2);
+    CU_ASSERT_EQUAL(peer_int("SELECT min(entry) FROM requests"), 2100);
+    hash(h1);
+    mine = st;
+    st = other;
+    hash(h2);
+    st = mine;
+    CU_ASSERT_EQUAL(memcmp(h1, h2, 32), 0);
+    /* a skip (a barrier, a snapshot) prunes nothing, so it cannot make nodes differ */
+    CU_ASSERT_EQUAL(bkv_store_skip(st, w + 4000), BKV_OK);
+    CU_ASSERT_EQUAL(peer_int("SELECT count(*) FROM requests"), 2);
+    bkv_store_close(other);
+    teardown();
+}
+
+/*
+ * Group commit: entries are visible through the handle at once, reach the
+ * file every group (or on flush), and a crash before that loses only what
+ * the Raft log replays: the store reopens at its last commit and applies
+ * those entries again to the same results.
+ */
+static void test_group_commit(void)
+{
+    char err[BKV_STORE_ERRMSG_LEN];
+    struct bkv_cmd c[8];
+    struct bkv_cmd_result r[8], again;
+    struct bkv_store_record rec;
+    uint8_t h1[32], h2[32];
+    int found, status = -1;
+    pid_t pid;
+
+    setup();
+    bkv_store_set_group(st, 4);
+    c[0] = cmd(BKV_CMD_REGISTER, 11);
+    for (int i = 1; i < 8; i++)
+        c[i] = cmd(BKV_CMD_ATTEMPT, 11);
+    for (int i = 0; i < 3; i++)
+        r[i] = apply1((uint64_t)i + 1, &c[i]);
+    CU_ASSERT_EQUAL(bkv_store_pending(st), 3);
+    rec = get(11, &found); /* this handle sees its pending entries */
+    CU_ASSERT_EQUAL(rec.attempts, 2);
+    bkv_store_record_free(&rec);
+    CU_ASSERT_EQUAL(peer_int("SELECT applied FROM meta"), 0);
+    r[3] = apply1(4, &c[3]); /* the fourth commits the group */
+    CU_ASSERT_EQUAL(bkv_store_pending(st), 0);
+    CU_ASSERT_EQUAL(peer_int("SELECT applied FROM meta"), 4);
+    CU_ASSERT_EQUAL(peer_int("SELECT attempts FROM records"), 3);
+    r[4] = apply1(5, &c[4]);
+    CU_ASSERT_EQUAL(bkv_store_flush(st), BKV_OK);
+    CU_ASSERT_EQUAL(peer_int("SELECT applied FROM meta"), 5);
+
+    /* a child applies 6 and 7 and dies without committing them */
+    fflush(NULL);
+    pid = fork();
+    CU_ASSERT_FATAL(pid >= 0);
+    if (pid == 0) {
+        for (int i = 5; i < 7; i++)
+            if (bkv_store_apply(st, (uint64_t)i + 1, &c[i], 1, &r[i], NULL) != BKV_OK)
+                _exit(1);
+        _exit(bkv_store_pending(st) == 2 ? 0 : 2);
+    }
+    CU_ASSERT_EQUAL(waitpid(pid, &status, 0), pid);
+    CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    hash(h1);
+    bkv_store_close(st);
+    CU_ASSERT_EQUAL_FATAL(bkv_store_open(db_path, &st, err, sizeof(err)), BKV_OK);
+    CU_ASSERT_EQUAL(bkv_store_applied_index(st), 5);
+    hash(h2);
+    CU_ASSERT_EQUAL(memcmp(h1, h2, 32), 0);
+    /* replayed from the log: applied again, once, with the results a proposer got */
+    bkv_store_set_group(st, 4);
+    for (int i = 5; i < 8; i++) {
+        again = apply1((uint64_t)i + 1, &c[i]);
+        EXPECT(again, BKV_CMD_COUNTED, (uint32_t)i, 1);
+    }
+    again = apply1(9, &c[1]); /* a retried request id: its first result */
+    CU_ASSERT_EQUAL(again.replayed, 1);
+    CU_ASSERT_EQUAL(again.attempts, r[1].attempts);
+    teardown();
+}
+
+/*
+ * A failed apply inside a group: as the group's first entry it leaves the
+ * store as it was and the store goes on; after other pending entries it
+ * rolls them back too, and since they were reported applied the store
+ * refuses every apply until it is reopened at its last commit, where the
+ * Raft log's replay applies them again.
+ */
+static void test_group_failures(void)
+{
+    char err[BKV_STORE_ERRMSG_LEN];
+    struct bkv_cmd c[4];
+    struct bkv_cmd_result r;
+    sqlite3 *db;
+
+    setup();
+    bkv_store_set_group(st, 100);
+    c[0] = cmd(BKV_CMD_REGISTER, 12);
+    c[1] = cmd(BKV_CMD_ATTEMPT, 12);
+    c[2] = cmd(BKV_CMD_ATTEMPT, 12);
+    c[3] = cmd(BKV_CMD_ATTEMPT, 12);
+    apply1(1, &c[0]);
+    CU_ASSERT_EQUAL(bkv_store_flush(st), BKV_OK);
+    db = peer();
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "CREATE TRIGGER inject BEFORE INSERT ON requests"
+                                 " WHEN NEW.entry IN (2, 4)"
+                                 " BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+    sqlite3_close(db);
+    /* the first entry of a group fails: nothing else was pending, the store goes on */
+    CU_ASSERT_EQUAL(bkv_store_apply(st, 2, &c[1], 1, &r, NULL), BKV_ERR_IO);
+    CU_ASSERT_EQUAL(bkv_store_failed(st), 0);
+    CU_ASSERT_EQUAL(bkv_store_applied_index(st), 1);
+    apply1(3, &c[2]);
+    /* a later one fails: entry 3, reported applied, goes with it */
+    CU_ASSERT_EQUAL(bkv_store_apply(st, 4, &c[3], 1, &r, NULL), BKV_ERR_IO);
+    CU_ASSERT_EQUAL(bkv_store_failed(st), 1);
+    CU_ASSERT_EQUAL(bkv_store_applied_index(st), 1);
+    CU_ASSERT_EQUAL(bkv_store_apply(st, 5, &c[3], 1, &r, NULL), BKV_ERR_IO);
+    printf("\n  after a lost group: %s\n", bkv_store_errmsg(st));
+    CU_ASSERT_PTR_NOT_NULL(strstr(bkv_store_errmsg(st), "restart"));
+    CU_ASSERT_EQUAL(peer_int("SELECT applied FROM meta"), 1);
+    /* reopened: at the last commit; the replay applies 3 and 4 again */
+    db = peer();
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TRIGGER inject", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    bkv_store_close(st);
+    CU_ASSERT_EQUAL_FATAL(bkv_store_open(db_path, &st, err, sizeof(err)), BKV_OK);
+    CU_ASSERT_EQUAL(bkv_store_applied_index(st), 1);
+    EXPECT(apply1(3, &c[2]), BKV_CMD_COUNTED, 1, 1);
+    EXPECT(apply1(4, &c[3]), BKV_CMD_COUNTED, 2, 1);
+    teardown();
+}
+
+static int integrity_ok(const char *path);
+
+/*
+ * A group whose commit finds the disk full (a 1 MiB tmpfs): the pending
+ * entries, reported applied, are lost, so the store refuses every apply
+ * until it is reopened at its last commit (the node restarts and replays).
+ */
+static void test_group_commit_full(void)
+{
+    char mnt[600], path[700], filler[700], err[BKV_STORE_ERRMSG_LEN];
+    static uint8_t big[BKV_CMD_MAX_SEALED];
+    struct bkv_store *keep;
+    struct bkv_cmd c;
+    struct bkv_cmd_result r;
+    uint64_t idx = 1;
+    int rv = BKV_OK, fd;
+
+    setup();
+    keep = st;
+    snprintf(mnt, sizeof(mnt), "%s/tmpfs", dir);
+    CU_ASSERT_FATAL(mkdir(mnt, 0700) == 0);
+    if (mount("tmpfs", mnt, "tmpfs", 0, "size=1m") != 0) {
+        snprintf(skipped, sizeof(skipped), "group commit on a full disk (cannot mount: %s)",
+                 strerror(errno));
+        fprintf(stderr, "\n  SKIP: %s; this case did NOT run\n", skipped);
+        teardown();
+        return;
+    }
+    snprintf(path, sizeof(path), "%s/state.db", mnt);
+    CU_ASSERT_EQUAL_FATAL(bkv_store_open(path, &st, err, sizeof(err)), BKV_OK);
+    c = cmd(BKV_CMD_REGISTER, 1);
+    apply1(1, &c); /* committed: group 1 */
+    bkv_store_set_group(st, 100000);
+    snprintf(filler, sizeof(filler), "%s/filler", mnt);
+    fd = open(filler, O_WRONLY | O_CREAT, 0600);
+    CU_ASSERT(fd >= 0 && posix_fallocate(fd, 0, 600 * 1024) == 0);
+    close(fd);
+    memset(big, 0x5a, sizeof(big));
+    while (rv == BKV_OK && idx < 300) {
+        c = cmd(BKV_CMD_REGISTER, (int)idx + 100);
+        c.record = big;
+        c.record_len = sizeof(big);
+        rv = bkv_store_apply(st, ++idx, &c, 1, &r, NULL);
+    }
+    if (rv == BKV_OK) /* everything fit in the page cache: the commit meets the full disk */
+        rv = bkv_store_flush(st);
+    printf("\n  after %llu pending entries: %s: %s\n", (unsigned long long)idx - 1,
+           bkv_strerror(rv), bkv_store_errmsg(st));
+    CU_ASSERT(rv == BKV_ERR_NOSPACE || rv == BKV_ERR_IO);
+    CU_ASSERT_EQUAL(bkv_store_failed(st), 1);
+    CU_ASSERT_EQUAL(bkv_store_applied_index(st), 1);
+    c = cmd(BKV_CMD_ATTEMPT, 1);
+    CU_ASSERT_EQUAL(bkv_store_apply(st, 2, &c, 1, &r, NULL), BKV_ERR_IO);
+    CU_ASSERT_PTR_NOT_NULL(strstr(bkv_store_errmsg(st), "restart"));
+    CU_ASSERT_EQUAL(bkv_store_flush(st), BKV_ERR_IO);
+    bkv_store_close(st);
+    unlink(filler);
+    CU_ASSERT(integrity_ok(path));
+    CU_ASSERT_EQUAL_FATAL(bkv_store_open(path, &st, err, sizeof(err)), BKV_OK);
+    CU_ASSERT_EQUAL(bkv_store_applied_index(st), 1); /* the log replays the rest */
+    bkv_store_close(st);
+    CU_ASSERT_EQUAL(umount(mnt), 0);
+    st = keep;
+    teardown();
+}
+
 static int integrity_ok(const char *path)
 {
     sqlite3 *db = NULL;
@@ -758,6 +1006,10 @@ static CU_TestInfo tests[] = {
     {"re-applying an applied index after a restart", test_reapply_after_restart},
     {"a failing batch leaves nothing applied", test_atomic_batch},
     {"a full disk: error, no corrupt state", test_full_disk},
+    {"pruning in steps: the same rows on every node", test_prune_steps},
+    {"group commit: pending entries, commit, crash and replay", test_group_commit},
+    {"group commit: a failed entry, alone or after others", test_group_failures},
+    {"group commit: a commit on a full disk loses the group, loudly", test_group_commit_full},
     {"snapshot, restore, older and malformed images", test_snapshot_restore},
     {"destroyed secrets leave the file and the WAL", test_secure_delete},
     CU_TEST_INFO_NULL,

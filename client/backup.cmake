@@ -1,0 +1,1 @@
+target_sources(bkv_client PRIVATE keytext.c backup.c)
