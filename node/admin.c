@@ -13,9 +13,11 @@
 #include <time.h>
 
 #include "consensus/store.h"
+#include "hsm/mac.h"
 #include "hsm/p11.h"
 #include "node/gateway.h"
 #include "node/http.h"
+#include "node/log.h"
 #include "proto/err.h"
 #include "proto/util.h"
 
@@ -26,6 +28,12 @@
 struct bkv_admin {
     struct bkv_admin_config c;
     struct bkv_http_server *http;
+    /* The HSM probe: an account MAC on a worker every PROBE_MS. */
+    uv_timer_t probe_timer;
+    uv_work_t probe_work;
+    int probe_busy, probe_rc, hsm_ok, closing, timer_closed, http_closed;
+    char probe_msg[BKV_HSM_ERRMSG_LEN];
+    uint64_t hsm_checked_ms;
     time_t started;
     /* The state hash reads every row: computed at most once per second, on a change. */
     uint64_t hash_applied;
@@ -66,6 +74,47 @@ static void respond_json(struct bkv_http_exchange *ex, int status, json_t *doc)
     free(text);
 }
 
+#define PROBE_MS 2000
+
+static void probe_work(uv_work_t *w)
+{
+    struct bkv_admin *a = w->data;
+    static const uint8_t label[] = "BKV-HSM-HEALTH-PROBE";
+    uint8_t mac[BKV_HSM_MAC_LEN];
+    a->probe_rc = bkv_hsm_account_mac(a->c.hsm, label, sizeof(label) - 1, mac);
+    if (a->probe_rc != BKV_OK)
+        snprintf(a->probe_msg, sizeof(a->probe_msg), "%s", bkv_hsm_errmsg(a->c.hsm));
+}
+
+static void maybe_free(struct bkv_admin *a);
+
+static void probe_done(uv_work_t *w, int status)
+{
+    struct bkv_admin *a = w->data;
+    a->probe_busy = 0;
+    int ok = status == 0 && a->probe_rc == BKV_OK;
+    if (ok != a->hsm_ok) {
+        if (ok)
+            bkv_log(BKV_LOG_INFO, "hsm: token answers again");
+        else
+            bkv_log(BKV_LOG_ERROR, "hsm: health probe failed: %s", a->probe_msg);
+    }
+    a->hsm_ok = ok;
+    a->hsm_checked_ms = uv_now(a->c.loop);
+    maybe_free(a);
+}
+
+static void probe_tick(uv_timer_t *t)
+{
+    struct bkv_admin *a = t->data;
+    if (a->probe_busy || a->closing)
+        return;
+    a->probe_busy = 1;
+    a->probe_work.data = a;
+    if (uv_queue_work(a->c.loop, &a->probe_work, probe_work, probe_done) != 0)
+        a->probe_busy = 0;
+}
+
 /* NULL when ready, else the reason. */
 static const char *not_ready(struct bkv_admin *a)
 {
@@ -75,6 +124,8 @@ static const char *not_ready(struct bkv_admin *a)
     enum bkv_raft_role role = bkv_raft_role(a->c.raft);
     if (role == BKV_RAFT_UNAVAILABLE)
         return "the Raft instance is unavailable";
+    if (!a->hsm_ok)
+        return "the HSM token does not answer (see the node's log)";
     bkv_raft_leader(a->c.raft, &id, &addr);
     if (id == 0)
         return "no known leader";
@@ -128,17 +179,19 @@ static json_t *status_doc(struct bkv_admin *a)
                                                  m->gateway, "admin", m->admin));
     }
     const struct bkv_gateway_stats *gs = a->c.gateway ? bkv_gateway_stats(a->c.gateway) : NULL;
-    return json_pack(
-        "{s:I,s:s,s:s,s:I,s:{s:I,s:o,s:o},s:I,s:I,s:I,s:{s:I,s:I,s:s,s:I},s:I,s:{s:s},s:o,s:s,s:I}",
-        "id", (json_int_t)a->c.cfg->id, "dc", a->c.cfg->dc, "role",
-        role_name(bkv_raft_role(a->c.raft)), "term", (json_int_t)info.term, "leader", "id",
-        (json_int_t)lid, "address", laddr ? json_string(laddr) : json_null(), "gateway",
-        lm ? json_string(lm->gateway) : json_null(), "commit_index", (json_int_t)info.commit_index,
-        "applied_index", (json_int_t)info.applied_index, "last_index", (json_int_t)info.last_index,
-        "store", "records", (json_int_t)live, "tombstones", (json_int_t)tomb, "state_hash", hex,
-        "state_index", (json_int_t)a->hash_applied, "login_sessions",
-        (json_int_t)(gs ? gs->sessions : 0), "hsm", "token", bkv_hsm_label(a->c.hsm), "members",
-        members, "version", BKV_VERSION, "uptime_s", (json_int_t)(time(NULL) - a->started));
+    return json_pack("{s:I,s:s,s:s,s:I,s:{s:I,s:o,s:o},s:I,s:I,s:I,s:{s:I,s:I,s:s,s:I},s:I,s:{s:s,"
+                     "s:s},s:o,s:s,s:I}",
+                     "id", (json_int_t)a->c.cfg->id, "dc", a->c.cfg->dc, "role",
+                     role_name(bkv_raft_role(a->c.raft)), "term", (json_int_t)info.term, "leader",
+                     "id", (json_int_t)lid, "address", laddr ? json_string(laddr) : json_null(),
+                     "gateway", lm ? json_string(lm->gateway) : json_null(), "commit_index",
+                     (json_int_t)info.commit_index, "applied_index", (json_int_t)info.applied_index,
+                     "last_index", (json_int_t)info.last_index, "store", "records",
+                     (json_int_t)live, "tombstones", (json_int_t)tomb, "state_hash", hex,
+                     "state_index", (json_int_t)a->hash_applied, "login_sessions",
+                     (json_int_t)(gs ? gs->sessions : 0), "hsm", "token", bkv_hsm_label(a->c.hsm),
+                     "state", a->hsm_ok ? "ok" : "failing", "members", members, "version",
+                     BKV_VERSION, "uptime_s", (json_int_t)(time(NULL) - a->started));
 }
 
 /* --- /metrics: the Prometheus text format, version 0.0.4 ---------------------------- */
@@ -330,19 +383,24 @@ int bkv_admin_start(const struct bkv_admin_config *cfg, struct bkv_admin **out, 
         return BKV_ERR_NOMEM;
     a->c = *cfg;
     a->started = time(NULL);
+    a->hsm_ok = 1; /* bkv_hsm_open and the realm check just passed */
     struct bkv_http_server_config hc = {.address = cfg->cfg->admin, .max_body = 4096};
     int rc = bkv_http_server_start(cfg->loop, &hc, handle, a, &a->http, err, err_cap);
     if (rc != BKV_OK) {
         free(a);
         return rc;
     }
+    uv_timer_init(cfg->loop, &a->probe_timer);
+    a->probe_timer.data = a;
+    uv_timer_start(&a->probe_timer, probe_tick, PROBE_MS, PROBE_MS);
     *out = a;
     return BKV_OK;
 }
 
-static void closed(void *data)
+static void maybe_free(struct bkv_admin *a)
 {
-    struct bkv_admin *a = data;
+    if (!a->closing || a->probe_busy || !a->timer_closed || !a->http_closed)
+        return;
     void (*cb)(void *) = a->close_cb;
     void *cb_data = a->close_data;
     free(a);
@@ -350,9 +408,25 @@ static void closed(void *data)
         cb(cb_data);
 }
 
+static void http_closed(void *data)
+{
+    struct bkv_admin *a = data;
+    a->http_closed = 1;
+    maybe_free(a);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    struct bkv_admin *a = h->data;
+    a->timer_closed = 1;
+    maybe_free(a);
+}
+
 void bkv_admin_close(struct bkv_admin *a, void (*cb)(void *data), void *data)
 {
     a->close_cb = cb;
     a->close_data = data;
-    bkv_http_server_close(a->http, closed, a);
+    a->closing = 1;
+    uv_close((uv_handle_t *)&a->probe_timer, timer_closed);
+    bkv_http_server_close(a->http, http_closed, a);
 }

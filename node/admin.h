@@ -2,7 +2,9 @@
  * bkv-node's admin HTTP endpoint, on its own port (config [node] admin):
  *   GET /livez      200 while the loop serves requests
  *   GET /readyz     200 when the node knows a leader, is within max_lag
- *                   entries of the commit index it knows, and its HSM answers;
+ *                   entries of the commit index it knows, and its HSM answered
+ *                   the last probe (an account MAC every 2 s, on a worker);
+ *   GET /metrics    the Prometheus text format;
  *                   else 503 with {"ready": false, "reason": "..."}
  *   GET /v1/status  JSON: identity, role, term, leader, indexes, store counts
  *                   and state hash, login sessions, HSM token, version, uptime

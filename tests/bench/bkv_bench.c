@@ -36,6 +36,7 @@
 #include "tests/bench/bench_backup.h"
 #include "tests/bench/bench_hsm.h"
 #include "tests/bench/bench_raft.h"
+#include "tests/bench/bench_vault.h"
 
 #define ROUNDS 5
 
@@ -194,6 +195,7 @@ static void usage(FILE *f)
             "usage: bkv-bench crypto|hsm [--iterations N]\n"
             "       bkv-bench raft [--seconds N]\n"
             "       bkv-bench backup [--megabytes N]\n"
+            "       bkv-bench vault --cluster DIR [--seconds N] [--levels 1,4,16]\n"
             "\n"
             "Print figures with a baseline measured in the same run; never fail on speed.\n"
             "\n"
@@ -209,6 +211,11 @@ static void usage(FILE *f)
             "  seal and unseal of a 200-byte record (AES-256-GCM), account HMAC-SHA256,\n"
             "  HPKE decapsulation (P-256 ECDH)\n"
             "\n"
+            "vault: full registrations and recoveries through a running cluster's router\n"
+            "  (scripts/cluster.sh up --dir DIR; give the router --rate/--burst high enough),\n"
+            "  N seconds per level (default 5), with libbkv in 1, 4, 16 client threads; the\n"
+            "  baseline is the crypto ceiling: 1 / (server CPU per login) x cores\n"
+            "\n"
             "backup: the backup stream against one direct AES-256-GCM pass (EVP) over\n"
             "  N MiB (default 256, at most 1024): in memory, and over file descriptors\n"
             "  from a file in the page cache to /dev/null next to a plain copy\n"
@@ -222,31 +229,13 @@ static void report(const char *name, double us, double floor_us)
     printf("%-34s %10.1f us/op %10.0f ops/s %8.2fx floor\n", name, us, 1e6 / us, us / floor_us);
 }
 
-static int run_crypto(int n)
+/* OPAQUE set-up: one registered account, one KE1 and its KE3. */
+static void opaque_setup(struct opaque_arg *o)
 {
-    struct floor_arg f = {0};
-    struct opaque_arg *o = calloc(1, sizeof(*o));
-    struct hpke_arg h = {
-        .suite = {BKV_HPKE_KEM_P256_SHA256, BKV_HPKE_KDF_HKDF_SHA256, BKV_HPKE_AEAD_AES_128_GCM}};
     struct bkv_opaque_login_client lc;
-    struct bkv_hpke_ctx ctx;
-    uint8_t k[32], pt[300] = {0}, ke2[BKV_OPAQUE_KE2_LEN], session[32], export_key[32];
-    uint8_t pk[BKV_HPKE_MAX_PK_LEN], ikm[32] = {1};
-    size_t pk_len;
+    uint8_t ke2[BKV_OPAQUE_KE2_LEN], session[32], export_key[32];
     int rc;
 
-    if (o == NULL)
-        die("calloc", BKV_ERR_NOMEM);
-    /* Floor set-up: a random point and a random constant-time scalar. */
-    f.g = bkv_p256_group();
-    f.p = EC_POINT_new(f.g);
-    f.r = EC_POINT_new(f.g);
-    f.bn = BN_CTX_new();
-    if (bkv_p256_random_scalar(k) || bkv_p256_scalar_to_bn(k, &f.k) ||
-        EC_POINT_mul(f.g, f.p, f.k, NULL, NULL, f.bn) != 1)
-        die("floor set-up", BKV_ERR_CRYPTO);
-
-    /* OPAQUE set-up: one registered account, one KE1 and its KE3. */
     o->cfg.context = (const uint8_t *)"BKV bench";
     o->cfg.context_len = 9;
     o->cfg.ksf = BKV_KSF_IDENTITY_PARAMS;
@@ -272,6 +261,46 @@ static int run_crypto(int n)
         (rc = bkv_opaque_login_finish(&o->cfg, &lc, password, sizeof(password) - 1, &o->ids, ke2,
                                       sizeof(ke2), o->ke3, session, export_key, NULL)))
         die("login", rc);
+}
+
+/* The server's CPU cost of one login (KE2 + KE3), in microseconds: the vault benchmark's ceiling.
+ */
+static double server_login_us(void)
+{
+    struct opaque_arg *o = calloc(1, sizeof(*o));
+    struct bench b[] = {{"OPAQUE login, server", bench_login_server, o, {0}, 0}};
+    if (o == NULL)
+        die("calloc", BKV_ERR_NOMEM);
+    opaque_setup(o);
+    measure_all(b, 1, 200);
+    free(o);
+    return b[0].median;
+}
+
+static int run_crypto(int n)
+{
+    struct floor_arg f = {0};
+    struct opaque_arg *o = calloc(1, sizeof(*o));
+    struct hpke_arg h = {
+        .suite = {BKV_HPKE_KEM_P256_SHA256, BKV_HPKE_KDF_HKDF_SHA256, BKV_HPKE_AEAD_AES_128_GCM}};
+    struct bkv_hpke_ctx ctx;
+    uint8_t k[32], pt[300] = {0};
+    uint8_t pk[BKV_HPKE_MAX_PK_LEN], ikm[32] = {1};
+    size_t pk_len;
+    int rc;
+
+    if (o == NULL)
+        die("calloc", BKV_ERR_NOMEM);
+    /* Floor set-up: a random point and a random constant-time scalar. */
+    f.g = bkv_p256_group();
+    f.p = EC_POINT_new(f.g);
+    f.r = EC_POINT_new(f.g);
+    f.bn = BN_CTX_new();
+    if (bkv_p256_random_scalar(k) || bkv_p256_scalar_to_bn(k, &f.k) ||
+        EC_POINT_mul(f.g, f.p, f.k, NULL, NULL, f.bn) != 1)
+        die("floor set-up", BKV_ERR_CRYPTO);
+
+    opaque_setup(o);
 
     /* HPKE set-up: a realm-like key pair and one sealed 300-byte request. */
     if ((rc = bkv_hpke_derive_key_pair(h.suite.kem, ikm, sizeof(ikm), h.sk, pk, &pk_len)) ||
@@ -313,6 +342,9 @@ int main(int argc, char **argv)
 {
     int n = 0;  /* 0: each benchmark's default */
     int mb = 0; /* backup: MiB, 0: the default */
+    const char *cluster = NULL;
+    int levels[8] = {1, 4, 16};
+    size_t n_levels = 3;
 
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         usage(argc < 2 ? stderr : stdout);
@@ -336,6 +368,19 @@ int main(int argc, char **argv)
                 return 2;
             }
             mb = (int)v;
+        } else if (strcmp(argv[i], "--cluster") == 0 && i + 1 < argc) {
+            cluster = argv[++i];
+        } else if (strcmp(argv[i], "--levels") == 0 && i + 1 < argc) {
+            char *p = argv[++i], *end;
+            for (n_levels = 0; n_levels < 8 && *p != '\0'; p = *end == ',' ? end + 1 : end) {
+                long v = strtol(p, &end, 10);
+                if (end == p || v < 1 || v > 32 || (*end != ',' && *end != '\0')) {
+                    fprintf(stderr,
+                            "bkv-bench: --levels takes numbers 1..32 separated by commas\n");
+                    return 2;
+                }
+                levels[n_levels++] = (int)v;
+            }
         } else if (strcmp(argv[i], "--help") == 0) {
             usage(stdout);
             return 0;
@@ -353,6 +398,10 @@ int main(int argc, char **argv)
         return bkv_bench_raft(n > 0 ? n : 3) == 0 ? 0 : 1;
     if (strcmp(argv[1], "backup") == 0)
         return bkv_bench_backup(mb > 0 ? mb : 256) == 0 ? 0 : 1;
+    if (strcmp(argv[1], "vault") == 0)
+        return bkv_bench_vault(cluster, n > 0 ? n : 5, levels, n_levels, server_login_us()) == 0
+                   ? 0
+                   : 1;
     fprintf(stderr, "bkv-bench: unknown benchmark '%s'\n", argv[1]);
     usage(stderr);
     return 2;

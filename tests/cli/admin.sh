@@ -57,6 +57,7 @@ check "status: three members with DCs" '[ "$(field "len(d[\"members\"])")" = 3 ]
 check "status: store counts" '[ "$(field "d[\"store\"][\"records\"] + d[\"store\"][\"tombstones\"]")" = 0 ]'
 check "status: state hash is 64 hex" '[ "$(field "len(d[\"store\"][\"state_hash\"])")" = 64 ]'
 check "status: HSM token" '[ "$(field "d[\"hsm\"][\"token\"]")" = "node-$leader" ]'
+check "status: HSM state ok" '[ "$(field "d[\"hsm\"][\"state\"]")" = ok ]'
 check "status: version and uptime" '[ "$(field "d[\"version\"] != \"\" and d[\"uptime_s\"] >= 0")" = True ]'
 admin "$follower" /v1/status >/dev/null
 check "status on a follower: role and leader" '[ "$(field "d[\"role\"]")" = follower ] && [ "$(field "d[\"leader\"][\"id\"]")" = "$leader" ]'
@@ -95,9 +96,28 @@ else
     bad "promtool check metrics: $(cat "$work/promtool.out")"
 fi
 
+# The end-to-end benchmark runs against this cluster (a smoke run; figures in docs/benchmarks.md).
+"$build/tests/bkv-bench" vault --cluster "$work/c" --seconds 1 --levels 1 >"$work/bench.txt" 2>&1 || true
+check "bkv-bench vault completes recoveries and prints the crypto ceiling" 'grep -q "crypto ceiling" "$work/bench.txt" && grep -qE "recoveries +1 clients +[0-9.]+ ops/s" "$work/bench.txt"'
+
 # Refusals.
 check "unknown admin page is 404" '[ "$(admin 1 /nope)" = 404 ]'
 check "POST to the admin endpoint is 405" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST http://127.0.0.1:$((base + 201))/v1/status)" = 405 ]'
+
+# /readyz flips when the HSM token becomes unavailable (its files vanish under the node).
+third=$((6 - leader - follower))
+mv "$work/c/node-$third/hsm/tokens" "$work/c/node-$third/hsm/tokens.gone"
+if wait_until 15 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$((base + 200 + third))/readyz) = 503 ]"; then
+    ok "/readyz is 503 once the HSM token is gone"
+    admin "$third" /readyz >/dev/null || true
+    check "the reason names the HSM" 'field "d[\"reason\"]" | grep -q HSM'
+    admin "$third" /v1/status >/dev/null
+    check "status shows the HSM failing" '[ "$(field "d[\"hsm\"][\"state\"]")" = failing ]'
+    check "the node's log names the failing PKCS#11 call" 'grep -q "hsm: health probe failed: .*C_" "$work/c/node-$third/node.log"'
+else
+    bad "/readyz stayed 200 with the HSM token gone"
+fi
+mv "$work/c/node-$third/hsm/tokens.gone" "$work/c/node-$third/hsm/tokens"
 
 # /readyz flips when a node loses its leader: stop the other two nodes.
 for i in 1 2 3; do [ "$i" = "$follower" ] || bash "$here/scripts/cluster.sh" kill --dir "$work/c" --node "$i"; done
