@@ -1007,7 +1007,7 @@ int bkv_raft_bootstrap(struct bkv_raft *r)
         return BKV_ERR_INVALID;
     }
     for (size_t i = 0; i < r->cfg.n_members; i++)
-        if (r->cfg.members[i].id == r->cfg.id &&
+        if (r->cfg.members[i].id == r->cfg.id && !r->cfg.members[i].later &&
             strcmp(r->cfg.members[i].address, r->cfg.address) == 0)
             self = true;
     if (!self) {
@@ -1030,8 +1030,9 @@ int bkv_raft_bootstrap(struct bkv_raft *r)
     }
     raft_configuration_init(&conf);
     for (size_t i = 0; rv == 0 && i < r->cfg.n_members; i++)
-        rv = raft_configuration_add(&conf, r->cfg.members[i].id, r->cfg.members[i].address,
-                                    RAFT_VOTER);
+        if (!r->cfg.members[i].later)
+            rv = raft_configuration_add(&conf, r->cfg.members[i].id, r->cfg.members[i].address,
+                                        RAFT_VOTER);
     if (rv == 0)
         rv = raft_bootstrap(&r->raft, &conf);
     raft_configuration_close(&conf);
@@ -1176,4 +1177,179 @@ void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out)
     out->images_fetched = r->fsm.fetches;
     out->images_served = bkv_transfer_served(r->images);
     out->image_size = r->fsm.image_size;
+}
+
+/* --- membership and leadership ---------------------------------------------------- */
+
+struct change {
+    struct raft_change change;
+    struct raft_transfer transfer;
+    struct bkv_raft *r;
+    uint64_t id;
+    int then_standby; /* add: assign RAFT_STANDBY once the add committed */
+    bkv_raft_change_cb cb;
+    void *data;
+};
+
+static int change_error(struct bkv_raft *r, int rv)
+{
+    switch (rv) {
+    case RAFT_NOTLEADER:
+        return BKV_ERR_NOT_LEADER;
+    case RAFT_BADID:
+    case RAFT_DUPLICATEID:
+    case RAFT_DUPLICATEADDRESS:
+    case RAFT_BADROLE:
+    case RAFT_NOTFOUND:
+    case RAFT_CANTCHANGE:
+        return BKV_ERR_INVALID;
+    default:
+        return map_raft(rv, raft_errmsg(&r->raft));
+    }
+}
+
+static void change_done(struct change *c, int rv)
+{
+    int st = rv == 0 ? BKV_OK : change_error(c->r, rv);
+    const char *msg = rv == 0 ? "" : raft_errmsg(&c->r->raft);
+    if (rv != 0 && (msg == NULL || msg[0] == '\0'))
+        msg = raft_strerror(rv);
+    c->cb(c->data, st, msg);
+    free(c);
+}
+
+static void change_cb(struct raft_change *req, int status)
+{
+    struct change *c = req->data;
+    if (status == 0 && c->then_standby) {
+        c->then_standby = 0;
+        int rv = raft_assign(&c->r->raft, &c->change, c->id, RAFT_STANDBY, change_cb);
+        if (rv == 0)
+            return;
+        status = rv;
+    }
+    change_done(c, status);
+}
+
+static struct change *change_new(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data)
+{
+    struct change *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return NULL;
+    c->r = r;
+    c->id = id;
+    c->cb = cb;
+    c->data = data;
+    c->change.data = c;
+    c->transfer.data = c;
+    return c;
+}
+
+static int change_start(struct bkv_raft *r, struct change *c, int rv)
+{
+    if (rv == 0)
+        return BKV_OK;
+    int st = change_error(r, rv);
+    set_err(r, NULL, 0, "raft: membership change: %s",
+            raft_errmsg(&r->raft)[0] != '\0' ? raft_errmsg(&r->raft) : raft_strerror(rv));
+    free(c);
+    return st;
+}
+
+static int change_ready(struct bkv_raft *r, bkv_raft_change_cb cb)
+{
+    if (r == NULL || cb == NULL || !r->started || r->closing)
+        return BKV_ERR_INVALID;
+    if (raft_state(&r->raft) != RAFT_LEADER) {
+        set_err(r, NULL, 0, "raft: membership change: this node is not the leader");
+        return BKV_ERR_NOT_LEADER;
+    }
+    return BKV_OK;
+}
+
+int bkv_raft_member_add(struct bkv_raft *r, uint64_t id, const char *address, bkv_raft_change_cb cb,
+                        void *data)
+{
+    int rc = change_ready(r, cb);
+    if (rc != BKV_OK)
+        return rc;
+    if (id == 0 || address == NULL || address[0] == '\0')
+        return BKV_ERR_INVALID;
+    struct change *c = change_new(r, id, cb, data);
+    if (c == NULL)
+        return BKV_ERR_NOMEM;
+    c->then_standby = 1;
+    return change_start(r, c, raft_add(&r->raft, &c->change, id, address, change_cb));
+}
+
+/* promote (assign RAFT_VOTER) or remove server id. */
+static int change_member(struct bkv_raft *r, uint64_t id, int promote, bkv_raft_change_cb cb,
+                         void *data)
+{
+    int rc = change_ready(r, cb);
+    if (rc != BKV_OK)
+        return rc;
+    struct change *c = change_new(r, id, cb, data);
+    if (c == NULL)
+        return BKV_ERR_NOMEM;
+    return change_start(r, c,
+                        promote ? raft_assign(&r->raft, &c->change, id, RAFT_VOTER, change_cb)
+                                : raft_remove(&r->raft, &c->change, id, change_cb));
+}
+
+int bkv_raft_member_promote(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data)
+{
+    return change_member(r, id, 1, cb, data);
+}
+
+int bkv_raft_member_remove(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data)
+{
+    return change_member(r, id, 0, cb, data);
+}
+
+static void transfer_cb(struct raft_transfer *req)
+{
+    struct change *c = req->data;
+    raft_id leader = 0;
+    const char *address = NULL;
+    raft_leader(&c->r->raft, &leader, &address);
+    int ok = c->id != 0 ? leader == c->id : leader != 0 && leader != c->r->cfg.id;
+    c->cb(c->data, ok ? BKV_OK : BKV_ERR_LIMIT,
+          ok ? "" : "leadership did not move within the election timeout");
+    free(c);
+}
+
+int bkv_raft_leader_transfer(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data)
+{
+    int rc = change_ready(r, cb);
+    if (rc != BKV_OK)
+        return rc;
+    struct change *c = change_new(r, id, cb, data);
+    if (c == NULL)
+        return BKV_ERR_NOMEM;
+    return change_start(r, c, raft_transfer(&r->raft, &c->transfer, id, transfer_cb));
+}
+
+size_t bkv_raft_servers(struct bkv_raft *r, struct bkv_raft_server *out, size_t cap)
+{
+    size_t n = 0;
+    if (r == NULL || !r->started || r->closing)
+        return 0;
+    int leader = raft_state(&r->raft) == RAFT_LEADER;
+    for (unsigned i = 0; i < r->raft.configuration.n && n < cap; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        struct bkv_raft_server *o = &out[n++];
+        memset(o, 0, sizeof(*o));
+        o->id = s->id;
+        snprintf(o->address, sizeof(o->address), "%s", s->address ? s->address : "");
+        o->role = s->role == RAFT_VOTER     ? BKV_MEMBER_VOTER
+                  : s->role == RAFT_STANDBY ? BKV_MEMBER_STANDBY
+                                            : BKV_MEMBER_SPARE;
+        raft_index match = 0;
+        if (leader && raft_match_index(&r->raft, s->id, &match) == 0) {
+            o->has_match = 1;
+            o->match_index = match;
+        }
+    }
+    return n;
 }

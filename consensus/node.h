@@ -59,6 +59,8 @@ struct bkv_raft_member {
     char dc[64];                /* data-center label */
     char address[128];          /* Raft address, host:port */
     char snapshot_address[128]; /* its snapshot image server, host:port (see above) */
+    int later;                  /* 1: known (for snapshots) but not in the bootstrap
+                                   configuration: a member added later by bkv_raft_member_add */
 };
 
 struct bkv_raft_config {
@@ -150,6 +152,46 @@ struct bkv_raft_info {
 };
 void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out);
 struct bkv_store *bkv_raft_store(struct bkv_raft *r);
+
+/* --- membership and leadership (leader only) --------------------------------- */
+
+enum bkv_raft_member_role { BKV_MEMBER_VOTER = 1, BKV_MEMBER_STANDBY, BKV_MEMBER_SPARE };
+
+/* One server of the current configuration, as this node sees it. */
+struct bkv_raft_server {
+    uint64_t id;
+    char address[128];
+    enum bkv_raft_member_role role;
+    int has_match;        /* 1 on the leader: match_index is the follower's progress */
+    uint64_t match_index; /* the highest entry known replicated on it */
+};
+
+/* Copy the current configuration (at most cap servers) into out; returns the count. */
+size_t bkv_raft_servers(struct bkv_raft *r, struct bkv_raft_server *out, size_t cap);
+
+/*
+ * A membership or leadership change finished: status BKV_OK, or a BKV_ERR_*
+ * code with msg (static or owned by the node until the callback returns)
+ * saying why. Called once, on the loop thread.
+ */
+typedef void (*bkv_raft_change_cb)(void *data, int status, const char *msg);
+
+/*
+ * Add server id at its Raft address as a non-voter that receives the log
+ * (RAFT_STANDBY): raft_add, then raft_assign. Promote it to a voter with
+ * bkv_raft_member_promote once it has caught up (libraft also runs its own
+ * catch-up rounds before the promotion commits). Remove takes any server out,
+ * the leader included (it steps down after the change commits). Transfer
+ * hands leadership to id, or to the most up-to-date voter with id 0.
+ * Each returns BKV_ERR_NOT_LEADER / BKV_ERR_INVALID (unknown id, a duplicate,
+ * a role it already has; msg in bkv_raft_errmsg) at once without calling cb,
+ * else BKV_OK and calls cb later.
+ */
+int bkv_raft_member_add(struct bkv_raft *r, uint64_t id, const char *address,
+                        bkv_raft_change_cb cb, void *data);
+int bkv_raft_member_promote(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data);
+int bkv_raft_member_remove(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data);
+int bkv_raft_leader_transfer(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data);
 const char *bkv_raft_errmsg(struct bkv_raft *r);
 
 #endif

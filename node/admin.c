@@ -6,6 +6,7 @@
 #include "node/admin.h"
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,7 @@
 #include "node/http.h"
 #include "node/log.h"
 #include "proto/err.h"
+#include "proto/kdf.h"
 #include "proto/util.h"
 
 #ifndef BKV_VERSION
@@ -171,27 +173,42 @@ static json_t *status_doc(struct bkv_admin *a)
     live = a->live;
     tomb = a->tombstones;
     const struct bkv_conf_member *lm = lid != 0 ? bkv_node_config_member(a->c.cfg, lid) : NULL;
+    /* Members: the Raft configuration, with what this node's file knows about each. */
+    static const char *const roles[] = {"", "voter", "standby", "spare"};
+    struct bkv_raft_server srv[BKV_RAFT_MAX_MEMBERS];
+    size_t ns = bkv_raft_servers(a->c.raft, srv, BKV_RAFT_MAX_MEMBERS);
     json_t *members = json_array();
-    for (size_t i = 0; i < a->c.cfg->n_members; i++) {
-        const struct bkv_conf_member *m = &a->c.cfg->members[i];
-        json_array_append_new(members, json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", (json_int_t)m->id,
-                                                 "dc", m->dc, "raft", m->raft, "gateway",
-                                                 m->gateway, "admin", m->admin));
+    for (size_t i = 0; i < ns; i++) {
+        const struct bkv_conf_member *m = bkv_node_config_member(a->c.cfg, srv[i].id);
+        json_t *o = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)srv[i].id, "raft", srv[i].address,
+                              "role", roles[srv[i].role]);
+        json_object_set_new(o, "dc", m ? json_string(m->dc) : json_null());
+        json_object_set_new(o, "gateway", m ? json_string(m->gateway) : json_null());
+        json_object_set_new(o, "admin", m ? json_string(m->admin) : json_null());
+        if (srv[i].has_match) {
+            json_object_set_new(o, "match_index", json_integer((json_int_t)srv[i].match_index));
+            json_object_set_new(o, "lag",
+                                json_integer((json_int_t)(info.last_index > srv[i].match_index
+                                                              ? info.last_index - srv[i].match_index
+                                                              : 0)));
+        }
+        json_array_append_new(members, o);
     }
     const struct bkv_gateway_stats *gs = a->c.gateway ? bkv_gateway_stats(a->c.gateway) : NULL;
-    return json_pack("{s:I,s:s,s:s,s:I,s:{s:I,s:o,s:o},s:I,s:I,s:I,s:{s:I,s:I,s:s,s:I},s:I,s:{s:s,"
-                     "s:s},s:o,s:s,s:I}",
-                     "id", (json_int_t)a->c.cfg->id, "dc", a->c.cfg->dc, "role",
-                     role_name(bkv_raft_role(a->c.raft)), "term", (json_int_t)info.term, "leader",
-                     "id", (json_int_t)lid, "address", laddr ? json_string(laddr) : json_null(),
-                     "gateway", lm ? json_string(lm->gateway) : json_null(), "commit_index",
-                     (json_int_t)info.commit_index, "applied_index", (json_int_t)info.applied_index,
-                     "last_index", (json_int_t)info.last_index, "store", "records",
-                     (json_int_t)live, "tombstones", (json_int_t)tomb, "state_hash", hex,
-                     "state_index", (json_int_t)a->hash_applied, "login_sessions",
-                     (json_int_t)(gs ? gs->sessions : 0), "hsm", "token", bkv_hsm_label(a->c.hsm),
-                     "state", a->hsm_ok ? "ok" : "failing", "members", members, "version",
-                     BKV_VERSION, "uptime_s", (json_int_t)(time(NULL) - a->started));
+    return json_pack(
+        "{s:I,s:s,s:s,s:I,s:{s:I,s:o,s:o,s:o},s:I,s:I,s:I,s:{s:I,s:I,s:s,s:I},s:I,s:{s:s,"
+        "s:s},s:o,s:s,s:I}",
+        "id", (json_int_t)a->c.cfg->id, "dc", a->c.cfg->dc, "role",
+        role_name(bkv_raft_role(a->c.raft)), "term", (json_int_t)info.term, "leader", "id",
+        (json_int_t)lid, "address", laddr ? json_string(laddr) : json_null(), "gateway",
+        lm ? json_string(lm->gateway) : json_null(), "admin",
+        lm ? json_string(lm->admin) : json_null(), "commit_index", (json_int_t)info.commit_index,
+        "applied_index", (json_int_t)info.applied_index, "last_index", (json_int_t)info.last_index,
+        "store", "records", (json_int_t)live, "tombstones", (json_int_t)tomb, "state_hash", hex,
+        "state_index", (json_int_t)a->hash_applied, "login_sessions",
+        (json_int_t)(gs ? gs->sessions : 0), "hsm", "token", bkv_hsm_label(a->c.hsm), "state",
+        a->hsm_ok ? "ok" : "failing", "members", members, "version", BKV_VERSION, "uptime_s",
+        (json_int_t)(time(NULL) - a->started));
 }
 
 /* --- /metrics: the Prometheus text format, version 0.0.4 ---------------------------- */
@@ -336,11 +353,177 @@ static void metrics(struct bkv_admin *a, struct text *t)
     put(t, "bkv_start_time_seconds %lld\n", (long long)a->started);
 }
 
+/* --- changing operations ------------------------------------------------------------- */
+
+struct op {
+    struct bkv_admin *a;
+    struct bkv_http_exchange *ex;
+    char what[256];
+};
+
+static void respond_result(struct bkv_http_exchange *ex, int status, const char *what, int rc,
+                           const char *msg)
+{
+    json_t *doc = rc == BKV_OK ? json_pack("{s:b,s:s}", "ok", 1, "done", what)
+                               : json_pack("{s:b,s:s,s:s}", "ok", 0, "error", bkv_strerror(rc),
+                                           "detail", msg != NULL ? msg : "");
+    respond_json(ex, status, doc);
+}
+
+static void op_done(void *data, int status, const char *msg)
+{
+    struct op *o = data;
+    bkv_log(status == BKV_OK ? BKV_LOG_INFO : BKV_LOG_WARN, "admin: %s: %s%s%s", o->what,
+            status == BKV_OK ? "done" : bkv_strerror(status), status == BKV_OK ? "" : ": ",
+            status == BKV_OK ? "" : msg);
+    respond_result(o->ex,
+                   status == BKV_OK          ? 200
+                   : status == BKV_ERR_LIMIT ? 504
+                                             : 409,
+                   o->what, status, msg);
+    free(o);
+}
+
+/* 1 if the request carries the admin token (compared in constant time, on digests). */
+static int authorized(struct bkv_admin *a, const struct bkv_http_request *req)
+{
+    const char *h = bkv_http_header_get(req->headers, req->n_headers, "authorization");
+    if (a->c.token_len == 0 || h == NULL || strncmp(h, "Bearer ", 7) != 0)
+        return 0;
+    uint8_t want[32], got[32];
+    struct bkv_buf w = {a->c.token, a->c.token_len}, g = {(const uint8_t *)h + 7, strlen(h) - 7};
+    if (bkv_sha256(&w, 1, want) != BKV_OK || bkv_sha256(&g, 1, got) != BKV_OK)
+        return 0;
+    return bkv_ct_equal(want, got, sizeof(want));
+}
+
+/* The value of key in the query string of path ("" if absent), into out. */
+static void query(const char *path, const char *key, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *q = strchr(path, '?');
+    size_t kl = strlen(key);
+    while (q != NULL) {
+        q++;
+        if (strncmp(q, key, kl) == 0 && q[kl] == '=') {
+            size_t n = strcspn(q + kl + 1, "&");
+            if (n < cap) {
+                memcpy(out, q + kl + 1, n);
+                out[n] = '\0';
+            }
+            return;
+        }
+        q = strchr(q, '&');
+    }
+}
+
+static int parse_id(const char *s, uint64_t *id)
+{
+    char *end;
+    if (s[0] < '0' || s[0] > '9')
+        return 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (*end != '\0' && *end != '/' && *end != '?')
+        return 0;
+    *id = v;
+    return v >= 1 && v <= (1ull << 53);
+}
+
+static void change(struct bkv_admin *a, struct bkv_http_exchange *ex,
+                   const struct bkv_http_request *req)
+{
+    const char *p = req->path;
+    int post = strcmp(req->method, "POST") == 0, del = strcmp(req->method, "DELETE") == 0;
+    if (!authorized(a, req)) {
+        struct bkv_http_header h[] = {{"WWW-Authenticate", "Bearer"}};
+        bkv_http_respond_text(ex, 401, h, 1,
+                              a->c.token_len == 0
+                                  ? "changing operations are disabled: this node has no [admin] "
+                                    "token_file"
+                                  : "missing or wrong admin token; nothing was changed");
+        return;
+    }
+    if (strncmp(p, "/v1/snapshot", 12) == 0 && post) {
+        bkv_http_respond_text(ex, 501, NULL, 0,
+                              "libraft 0.22 takes snapshots only by threshold "
+                              "([node] snapshot_threshold); nothing was changed");
+        return;
+    }
+    if (bkv_raft_role(a->c.raft) != BKV_RAFT_LEADER_READY) {
+        uint64_t lid = 0;
+        const char *laddr = NULL;
+        bkv_raft_leader(a->c.raft, &lid, &laddr);
+        const struct bkv_conf_member *m = lid ? bkv_node_config_member(a->c.cfg, lid) : NULL;
+        if (m != NULL && lid != a->c.cfg->id) {
+            struct bkv_http_header h[] = {{"X-BKV-Leader-Admin", m->admin}};
+            bkv_http_respond_text(ex, 421, h, 1, "not the leader: ask the one named");
+        } else {
+            struct bkv_http_header h[] = {{"Retry-After", "1"}};
+            bkv_http_respond_text(ex, 503, h, 1, "no ready leader known; retry");
+        }
+        return;
+    }
+    struct op *o = calloc(1, sizeof(*o));
+    if (o == NULL) {
+        bkv_http_respond_text(ex, 500, NULL, 0, "out of memory");
+        return;
+    }
+    o->a = a;
+    o->ex = ex;
+    uint64_t id = 0;
+    char to[32], raft[128];
+    int rc = BKV_ERR_INVALID;
+    if (post && strncmp(p, "/v1/leader/transfer", 19) == 0 && (p[19] == '\0' || p[19] == '?')) {
+        query(p, "to", to, sizeof(to));
+        if (to[0] == '\0' || parse_id(to, &id)) {
+            snprintf(o->what, sizeof(o->what), "leader transfer to %s",
+                     to[0] ? to : "the best voter");
+            rc = bkv_raft_leader_transfer(a->c.raft, id, op_done, o);
+        }
+    } else if (post && strncmp(p, "/v1/members?", 12) == 0) {
+        query(p, "id", to, sizeof(to));
+        query(p, "raft", raft, sizeof(raft));
+        if (parse_id(to, &id) && bkv_conf_address_valid(raft)) {
+            snprintf(o->what, sizeof(o->what), "add node %llu (%s) as a non-voter",
+                     (unsigned long long)id, raft);
+            rc = bkv_raft_member_add(a->c.raft, id, raft, op_done, o);
+        }
+    } else if (strncmp(p, "/v1/members/", 12) == 0 && parse_id(p + 12, &id)) {
+        const char *rest = strchr(p + 12, '/');
+        if (post && rest != NULL && strcmp(rest, "/promote") == 0) {
+            snprintf(o->what, sizeof(o->what), "promote node %llu to voter",
+                     (unsigned long long)id);
+            rc = bkv_raft_member_promote(a->c.raft, id, op_done, o);
+        } else if (del && rest == NULL) {
+            snprintf(o->what, sizeof(o->what), "remove node %llu", (unsigned long long)id);
+            rc = bkv_raft_member_remove(a->c.raft, id, op_done, o);
+        } else {
+            free(o);
+            bkv_http_respond_text(ex, 404, NULL, 0, "no such operation");
+            return;
+        }
+    } else {
+        free(o);
+        bkv_http_respond_text(ex, 404, NULL, 0,
+                              "no such operation; see docs/operations.md (admin endpoint)");
+        return;
+    }
+    if (rc != BKV_OK) {
+        const char *msg = o->what[0] ? bkv_raft_errmsg(a->c.raft) : "bad id or address";
+        respond_result(ex, rc == BKV_ERR_NOT_LEADER ? 421 : 400, o->what, rc, msg);
+        free(o);
+    }
+}
+
 static void handle(struct bkv_http_exchange *ex, const struct bkv_http_request *req, void *data)
 {
     struct bkv_admin *a = data;
+    if (strcmp(req->method, "POST") == 0 || strcmp(req->method, "DELETE") == 0) {
+        change(a, ex, req);
+        return;
+    }
     if (strcmp(req->method, "GET") != 0) {
-        struct bkv_http_header h[] = {{"Allow", "GET"}};
+        struct bkv_http_header h[] = {{"Allow", "GET, POST, DELETE"}};
         bkv_http_respond_text(ex, 405, h, 1, "the admin endpoint's pages are read with GET");
         return;
     }
@@ -424,6 +607,7 @@ static void timer_closed(uv_handle_t *h)
 
 void bkv_admin_close(struct bkv_admin *a, void (*cb)(void *data), void *data)
 {
+    OPENSSL_cleanse(a->c.token, sizeof(a->c.token));
     a->close_cb = cb;
     a->close_data = data;
     a->closing = 1;

@@ -9,6 +9,15 @@
  *   GET /v1/status  JSON: identity, role, term, leader, indexes, store counts
  *                   and state hash, login sessions, HSM token, version, uptime
  *                   (schema in docs/operations.md)
+ * Changing operations, with Authorization: Bearer <admin token> (401 and
+ * nothing changed without it or with a wrong one; 421 naming the leader's
+ * admin address from a follower):
+ *   POST   /v1/leader/transfer[?to=ID]          to ID, or to the best voter
+ *   POST   /v1/members?id=ID&raft=HOST:PORT     add as a non-voter (standby)
+ *   POST   /v1/members/ID/promote               make a caught-up member a voter
+ *   DELETE /v1/members/ID                       remove a member
+ *   POST   /v1/snapshot                         501: libraft 0.22 takes
+ *                                               snapshots by threshold only
  * Loop thread only.
  */
 #ifndef BKV_NODE_ADMIN_H
@@ -31,6 +40,9 @@ struct bkv_admin_config {
     struct bkv_hsm *hsm;               /* borrowed */
     const struct bkv_node_config *cfg; /* borrowed */
     uint64_t max_lag;                  /* entries; 0: 100 */
+    /* The bearer token of the changing operations (copied; wiped at close); 0: disabled. */
+    uint8_t token[256];
+    size_t token_len;
 };
 
 struct bkv_admin;

@@ -11,11 +11,15 @@
 
 #include <getopt.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client/internal.h"
+#include "hsm/pinfile.h"
 #include "proto/err.h"
 
 #define MAX_MEMBERS 16
@@ -189,4 +193,114 @@ int bkv_admin_status_main(int argc, char **argv)
         }
     }
     return lm != NULL ? 0 : 3;
+}
+
+/* --- members add|promote|remove, leader transfer ----------------------------------- */
+
+static const char change_usage[] =
+    "usage: bkv-admin members add --admin HOST:PORT --token-file F --id N --raft HOST:PORT\n"
+    "       bkv-admin members promote --admin HOST:PORT --token-file F --id N\n"
+    "       bkv-admin members remove --admin HOST:PORT --token-file F --id N\n"
+    "       bkv-admin leader transfer --admin HOST:PORT --token-file F [--to N]\n"
+    "\n"
+    "Drive the leader's admin endpoint: --admin is any node's admin address (the\n"
+    "command finds the leader through it), --token-file holds the admin token\n"
+    "(the nodes' [admin] token_file; mode 0600). add makes a non-voter that\n"
+    "receives the log; promote makes it a voter once it caught up; remove takes a\n"
+    "member out (the leader too); transfer moves leadership to --to, or to the\n"
+    "best voter. Exit status 0 when the change committed, 1 otherwise.\n";
+
+int bkv_admin_change_main(const char *group, int argc, char **argv)
+{
+    static const struct option opts[] = {{"admin", required_argument, NULL, 'a'},
+                                         {"token-file", required_argument, NULL, 'f'},
+                                         {"id", required_argument, NULL, 'i'},
+                                         {"to", required_argument, NULL, 'i'},
+                                         {"raft", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *first = NULL, *token_file = NULL, *id = NULL, *raft = NULL, *verb = argv[0];
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a':
+            first = optarg;
+            break;
+        case 'f':
+            token_file = optarg;
+            break;
+        case 'i':
+            id = optarg;
+            break;
+        case 'r':
+            raft = optarg;
+            break;
+        case 'h':
+            fputs(change_usage, stdout);
+            return 0;
+        default:
+            fputs(change_usage, stderr);
+            return 2;
+        }
+    }
+    char path[300];
+    const char *method = "POST";
+    if (strcmp(group, "leader") == 0 && strcmp(verb, "transfer") == 0)
+        snprintf(path, sizeof(path), "/v1/leader/transfer%s%s", id ? "?to=" : "", id ? id : "");
+    else if (strcmp(verb, "add") == 0 && id != NULL && raft != NULL)
+        snprintf(path, sizeof(path), "/v1/members?id=%s&raft=%s", id, raft);
+    else if (strcmp(verb, "promote") == 0 && id != NULL)
+        snprintf(path, sizeof(path), "/v1/members/%s/promote", id);
+    else if (strcmp(verb, "remove") == 0 && id != NULL) {
+        snprintf(path, sizeof(path), "/v1/members/%s", id);
+        method = "DELETE";
+    } else {
+        fputs(change_usage, stderr);
+        return 2;
+    }
+    if (first == NULL || token_file == NULL || optind != argc) {
+        fputs(change_usage, stderr);
+        return 2;
+    }
+    uint8_t token[256];
+    size_t token_len = 0;
+    char err[512], auth[300];
+    if (bkv_hsm_pin_read(token_file, token, sizeof(token) - 1, &token_len, err, sizeof(err)) !=
+        BKV_OK) {
+        fprintf(stderr, "bkv-admin %s %s: %s\n", group, verb, err);
+        return 1;
+    }
+    snprintf(auth, sizeof(auth), "Bearer %.*s", (int)token_len, (const char *)token);
+    OPENSSL_cleanse(token, sizeof(token));
+    struct bkv_client_http_request req = {.method = method, .path = path, .authorization = auth};
+    struct bkv_client_http_response resp;
+    char leader[128];
+    int rc = BKV_OK;
+    memset(&resp, 0, sizeof(resp));
+    /* Find the leader's admin address through the given node; during an election (503, or a
+     * 421 from a node that just lost leadership) look again, for up to 10 s. */
+    for (int round = 0; round < 20; round++) {
+        int status = 0;
+        json_t *st = get_json(first, "/v1/status", 5000, &status, err, sizeof(err));
+        json_t *ladmin = st ? json_object_get(json_object_get(st, "leader"), "admin") : NULL;
+        snprintf(leader, sizeof(leader), "%s",
+                 json_is_string(ladmin) ? json_string_value(ladmin) : first);
+        json_decref(st);
+        bkv_client_http_response_free(&resp);
+        rc = bkv_client_http_do(leader, &req, 1 << 16, 30000, &resp, err, sizeof(err));
+        if (rc != BKV_OK || (resp.status != 503 && resp.status != 421))
+            break;
+        usleep(500 * 1000);
+    }
+    OPENSSL_cleanse(auth, sizeof(auth));
+    if (rc != BKV_OK) {
+        fprintf(stderr, "bkv-admin %s %s: %s\n", group, verb, err);
+        return 1;
+    }
+    int ok = resp.status == 200;
+    fprintf(ok ? stdout : stderr, "%s%s %s via %s: HTTP %d: %.*s\n", ok ? "" : "bkv-admin ", group,
+            verb, leader, resp.status, (int)resp.body_len, resp.body ? (char *)resp.body : "");
+    bkv_client_http_response_free(&resp);
+    return ok ? 0 : 1;
 }

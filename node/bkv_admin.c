@@ -83,6 +83,10 @@ static const char usage_text[] =
     "Cluster:\n"
     "  status          the cluster by data center: roles, lag, health:\n"
     "                  --admin HOST:PORT (any node's admin address) [--timeout S]\n"
+    "  members add     add a non-voter: --admin --token-file --id N --raft HOST:PORT\n"
+    "  members promote make a caught-up member a voter: --admin --token-file --id N\n"
+    "  members remove  remove a member: --admin --token-file --id N\n"
+    "  leader transfer move leadership: --admin --token-file [--to N]\n"
     "\n"
     "HSM custody commands:\n"
     "  token init      provision this node's token: --node-dir --token --pin-file --so-pin-file\n"
@@ -991,6 +995,8 @@ int main(int argc, char **argv)
         return usage(stdout, 0);
     if (argc >= 2 && strcmp(argv[1], "status") == 0)
         return bkv_admin_status_main(argc - 1, argv + 1);
+    if (argc >= 3 && (strcmp(argv[1], "members") == 0 || strcmp(argv[1], "leader") == 0))
+        return bkv_admin_change_main(argv[1], argc - 2, argv + 2);
     if (argc < 3)
         return usage(stderr, 2);
     optind = 3;

@@ -20,6 +20,7 @@
 #include "consensus/node.h"
 #include "hsm/codec.h"
 #include "hsm/p11.h"
+#include "hsm/pinfile.h"
 #include "hsm/realm.h"
 #include "hsm/secrets.h"
 #include "hsm/token.h"
@@ -233,6 +234,7 @@ static int start(struct node *n, int bootstrap)
                  n->cfg.members[i].raft);
         snprintf(rc_cfg.members[i].snapshot_address, sizeof(rc_cfg.members[i].snapshot_address),
                  "%s", n->cfg.members[i].snapshot);
+        rc_cfg.members[i].later = n->cfg.members[i].later;
     }
     snprintf(rc_cfg.snapshot_address, sizeof(rc_cfg.snapshot_address), "%s",
              bkv_node_config_member(&n->cfg, n->cfg.id)->snapshot);
@@ -279,7 +281,20 @@ static int start(struct node *n, int bootstrap)
     }
     struct bkv_admin_config ac = {
         .loop = &n->loop, .raft = n->raft, .gateway = n->gw, .hsm = n->hsm, .cfg = &n->cfg};
+    if (n->cfg.admin_token_file[0] != '\0') {
+        char terr[512] = "";
+        rc = bkv_hsm_pin_read(n->cfg.admin_token_file, ac.token, sizeof(ac.token), &ac.token_len,
+                              terr, sizeof(terr));
+        if (rc != BKV_OK) {
+            bkv_log(BKV_LOG_ERROR, "[admin] token_file: %s", terr);
+            return rc;
+        }
+    } else {
+        bkv_log(BKV_LOG_WARN, "no [admin] token_file: the admin endpoint's changing operations "
+                              "(leader transfer, membership) are disabled");
+    }
     rc = bkv_admin_start(&ac, &n->admin, err, sizeof(err));
+    OPENSSL_cleanse(ac.token, sizeof(ac.token));
     if (rc != BKV_OK) {
         bkv_log(BKV_LOG_ERROR, "admin endpoint on %s: %s", n->cfg.admin, err);
         return rc;

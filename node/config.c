@@ -19,7 +19,7 @@
 #define DEFAULT_MODULE "/usr/lib/softhsm/libsofthsm2.so"
 #define MAX_ID         (UINT64_C(1) << 53)
 
-enum kind { K_U64, K_U32, K_STR, K_ADDR, K_PATH, K_LEVEL };
+enum kind { K_U64, K_U32, K_STR, K_ADDR, K_PATH, K_LEVEL, K_NO };
 
 struct key {
     const char *section; /* "node", "hsm", "router", "member" */
@@ -55,11 +55,13 @@ static const struct key keys[] = {
     {"hsm", "node_dir", K_PATH, 1, NODE(hsm_node_dir), 0, 0},
     {"hsm", "realm_dir", K_PATH, 1, NODE(realm_dir), 0, 0},
     {"router", "proof_key_file", K_PATH, 1, NODE(proof_key_file), 0, 0},
+    {"admin", "token_file", K_PATH, 0, NODE(admin_token_file), 0, 0},
     {"member", "dc", K_STR, 1, MEMB(dc), 0, 0},
     {"member", "raft", K_ADDR, 1, MEMB(raft), 0, 0},
     {"member", "gateway", K_ADDR, 1, MEMB(gateway), 0, 0},
     {"member", "admin", K_ADDR, 1, MEMB(admin), 0, 0},
     {"member", "snapshot", K_ADDR, 1, MEMB(snapshot), 0, 0},
+    {"member", "initial", K_NO, 0, MEMB(later), 0, 0},
 };
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -159,6 +161,11 @@ static int set_value(struct parser *p, unsigned line, const char *section, const
             return fail(p, line, "[%s] %s: \"%s\" is not one of error, warn, info, debug", section,
                         k->name, v);
         return BKV_OK;
+    case K_NO: /* yes|no, stored inverted: "no" sets the flag */
+        if (strcmp(v, "yes") != 0 && strcmp(v, "no") != 0)
+            return fail(p, line, "[%s] %s: \"%s\" is not yes or no", section, k->name, v);
+        *(int *)(void *)field = strcmp(v, "no") == 0;
+        return BKV_OK;
     case K_ADDR:
         if (!bkv_conf_address_valid(v))
             return fail(p, line, "[%s] %s: \"%s\" is not host:port with a port from 1 to 65535",
@@ -204,12 +211,14 @@ static int parse_section(struct parser *p, unsigned line, char *s, const char **
     s[n - 1] = '\0';
     char *name = trim(s + 1);
     *member = -1;
-    if (strcmp(name, "node") == 0 || strcmp(name, "hsm") == 0 || strcmp(name, "router") == 0) {
-        *sec = strcmp(name, "node") == 0 ? "node" : strcmp(name, "hsm") == 0 ? "hsm" : "router";
-        return BKV_OK;
-    }
+    static const char *const plain[] = {"node", "hsm", "router", "admin"};
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        if (strcmp(name, plain[i]) == 0) {
+            *sec = plain[i];
+            return BKV_OK;
+        }
     if (strncmp(name, "member", 6) != 0 || (name[6] != ' ' && name[6] != '\t'))
-        return fail(p, line, "unknown section [%s] (known: node, hsm, router, member N)", name);
+        return fail(p, line, "unknown section [%s] (known: node, hsm, router, admin, member N)", name);
     uint64_t id = 0;
     char *num = trim(name + 6);
     if (!parse_uint(num, 1, MAX_ID, &id))

@@ -18,9 +18,14 @@
  *            of softhsm2.conf and the token lock, as bkv-admin --node-dir),
  *            realm_dir (absolute; realm.bin and opaque-secrets.sealed)
  *   [router] proof_key_file (absolute; from `bkv-admin router keygen`)
+ *   [admin]  token_file (absolute, optional; its first line is the bearer
+ *            token that the admin endpoint's changing operations require)
  *   [member N]  one per voter of the initial configuration, N its id:
  *            dc, raft, gateway, admin, snapshot (host:port each; snapshot is
- *            where the member serves its snapshot images to the others)
+ *            where the member serves its snapshot images to the others);
+ *            initial (yes|no, default yes): no for a member that is not in
+ *            the bootstrap configuration but added later (bkv-admin members
+ *            add), so that every node knows its addresses
  *
  * Validation happens at load: every error names the file, the line (when
  * there is one), the section and key, and the problem, e.g.
@@ -48,6 +53,7 @@ struct bkv_conf_member {
     char gateway[BKV_CONF_ADDR_MAX];
     char admin[BKV_CONF_ADDR_MAX];
     char snapshot[BKV_CONF_ADDR_MAX];
+    int later; /* initial = no: not in the bootstrap configuration (added later) */
 };
 
 enum bkv_log_level { BKV_LOG_ERROR = 0, BKV_LOG_WARN, BKV_LOG_INFO, BKV_LOG_DEBUG };
@@ -75,6 +81,7 @@ struct bkv_node_config {
     char realm_dir[BKV_CONF_PATH_MAX];
 
     char proof_key_file[BKV_CONF_PATH_MAX];
+    char admin_token_file[BKV_CONF_PATH_MAX]; /* "" : changing admin operations disabled */
 
     struct bkv_conf_member members[BKV_CONF_MAX_MEMBERS];
     size_t n_members;

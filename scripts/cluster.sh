@@ -12,6 +12,12 @@
 #   scripts/cluster.sh start --dir DIR --node N   (re)start one node
 #   scripts/cluster.sh leader --dir DIR        print the leader's id (waits up to 30 s)
 #   scripts/cluster.sh token --dir DIR --account A [--ttl 1h]
+#   scripts/cluster.sh add --dir DIR --node K  provision node K's token, enrol it by the
+#                           ceremony, write its configuration and start it (no bootstrap):
+#                           then `bkv-admin members add` / `promote` make it a member
+#
+# up --spares N gives the router the gateway addresses of N nodes beyond --nodes too,
+# for nodes added later. Changing admin operations use DIR/secrets/admin.token.
 #
 # Layout (5 nodes): dc-a = nodes 1, 2; dc-b = nodes 3, 4; dc-c = node 5, so
 # the loss of any one data center leaves a quorum. With 3 nodes: one per DC.
@@ -32,7 +38,7 @@ cmd=${1:-}
 case $cmd in -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;; esac
 dir='' nodes=5 limit=10 base=17100 build="$here/build" node='' sig=KILL account='' ttl=1h
 ksf_t=3 ksf_m=65536 ksf_p=4 capture=0 snap_threshold='' log_level=
-router_args=() build_given=0
+router_args=() build_given=0 spares=0
 while [ $# -gt 0 ]; do
     case $1 in
     --dir) dir=$2; shift 2 ;;
@@ -51,6 +57,7 @@ while [ $# -gt 0 ]; do
     --log-level) log_level=$2; shift 2 ;;
     --router-arg) router_args+=("$2"); shift 2 ;;
     --capture) capture=1; shift ;;
+    --spares) spares=$2; shift 2 ;;
     -h | --help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
     *) echo "cluster: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
@@ -92,8 +99,10 @@ status_of() { curl -fsS --max-time 2 "http://127.0.0.1:$((BKV_BASE + 200 + $1))/
 
 # The leader's id once a ready leader exists and every live node agrees.
 leader_id() {
-    local i s role lid=0
-    for i in $(seq 1 "$BKV_NODES"); do
+    local i s role lid=0 d
+    for d in "$dir"/node-*/; do
+        i=${d%/}
+        i=${i##*/node-}
         s=$(status_of "$i") || continue
         role=$(printf '%s' "$s" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["role"])')
         [ "$role" = leader ] && lid=$i
@@ -152,9 +161,13 @@ write_conf() {
         echo
         echo "[router]"
         echo "proof_key_file = $dir/router/router-proof.key"
-        for m in $(seq 1 "$nodes"); do
+        echo
+        echo "[admin]"
+        echo "token_file = $dir/secrets/admin.token"
+        for m in $(seq 1 $((nodes + spares))); do
             echo
             echo "[member $m]"
+            [ "$m" -gt "$nodes" ] && printf "# a spare: added later with bkv-admin members add\ninitial = no\n"
             echo "dc = $(dc_of "$m" "$nodes")"
             echo "raft = 127.0.0.1:$((base + m))"
             echo "gateway = 127.0.0.1:$((base + 100 + m))"
@@ -171,7 +184,7 @@ enrol() {
     "$admin_bin" enrol join $(hsm_args "$i") --request-out "$req" --blob "$blob" \
         --realm "$dir/realm" --timeout 120 >"$out" 2>"$dir/enrol/node-$i.err" &
     local pid=$!
-    wait_until 60 grep -q '^waiting for' "$out" || die "enrol join node-$i: $(cat "$dir/enrol/node-$i.err")"
+    wait_until 60 grep -qs '^waiting for' "$out" || die "enrol join node-$i: $(cat "$dir/enrol/node-$i.err")"
     local fp
     fp=$(sed -n 's/^fingerprint: *//p' "$out")
     log "node-$i asks to join with fingerprint $fp; approving it on node-1 (SO PIN)"
@@ -191,7 +204,8 @@ up() {
     # Throwaway PINs for a local cluster; a real deployment keeps each node's PIN file on that node.
     head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secrets/user.pin"
     head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secrets/so.pin"
-    chmod 600 "$dir/secrets/user.pin" "$dir/secrets/so.pin"
+    head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$dir/secrets/admin.token"
+    chmod 600 "$dir/secrets/user.pin" "$dir/secrets/so.pin" "$dir/secrets/admin.token"
 
     log "provisioning $nodes SoftHSM2 tokens"
     for i in $(seq 1 "$nodes"); do
@@ -224,6 +238,8 @@ BKV_NODES=$nodes
 BKV_BASE=$base
 BKV_LIMIT=$limit
 BKV_BUILD=$build
+BKV_SNAPSHOT_THRESHOLD=$snap_threshold
+BKV_SPARES=$spares
 BKV_ROUTER=127.0.0.1:$front
 BKV_ROUTER_DIRECT=127.0.0.1:$((base + 400))
 BKV_KEYCONFIG=$dir/router/keyconfig.bin
@@ -238,7 +254,7 @@ EOF
     log "starting $nodes nodes"
     for i in $(seq 1 "$nodes"); do start_node "$i" --bootstrap; done
     local gw=()
-    for i in $(seq 1 "$nodes"); do gw+=(--node "127.0.0.1:$(gateway_port "$i")"); done
+    for i in $(seq 1 $((nodes + spares))); do gw+=(--node "127.0.0.1:$(gateway_port "$i")"); done
     setsid "$router_bin" --listen "$BKV_ROUTER_DIRECT" "${gw[@]}" --key "$dir/router/router.key" \
         --keyconfig "$dir/router/keyconfig.bin" "${router_args[@]}" >>"$dir/router/router.log" 2>&1 &
     echo $! >"$dir/router/pid"
@@ -287,9 +303,33 @@ leader)
     wait_until 30 have_leader || die "no leader within 30 s"
     leader_id
     ;;
+add)
+    [ -n "$node" ] || die "--node K is required"
+    [ -e "$dir/node-$node" ] && die "node-$node exists already"
+    mkdir -p "$dir/node-$node/data"
+    chmod 700 "$dir/node-$node"
+    # shellcheck disable=SC2046
+    "$admin_bin" token init $(hsm_args "$node") --so-pin-file "$dir/secrets/so.pin" >/dev/null
+    # The approving member's HSM is held by its running bkv-node (one process per token):
+    # stop node 1 for the ceremony (the others keep a quorum), then start it again.
+    approver_running=0
+    if [ -f "$dir/node-1/pid" ] && kill -0 "$(cat "$dir/node-1/pid")" 2>/dev/null; then
+        approver_running=1
+        stop_pid "$dir/node-1/pid"
+    fi
+    enrol "$node"
+    [ "$approver_running" = 1 ] && start_node 1
+    nodes=$BKV_NODES base=$BKV_BASE limit=$BKV_LIMIT snap_threshold=${BKV_SNAPSHOT_THRESHOLD:-}
+    spares=${BKV_SPARES:-0}
+    [ "$node" -gt "$nodes" ] && [ "$node" -le $((nodes + spares)) ] ||
+        die "node $node is not one of the spares (up --spares N reserves nodes $((nodes + 1)).. )"
+    write_conf "$node"
+    start_node "$node"
+    log "node-$node started (raft 127.0.0.1:$((BKV_BASE + node))); add it with bkv-admin members add"
+    ;;
 token)
     [ -n "$account" ] || die "--account A is required"
     "$admin_bin" token issue --key "$dir/router/router.key" --account "$account" --ttl "$ttl"
     ;;
-*) echo "cluster: usage: $0 up|down|kill|start|leader|token --dir DIR ... (see --help)" >&2; exit 2 ;;
+*) echo "cluster: usage: $0 up|down|kill|start|add|leader|token --dir DIR ... (see --help)" >&2; exit 2 ;;
 esac

@@ -7,7 +7,7 @@ set -euo pipefail
 build=$1
 base=${2:-25100}
 here=$(cd "$(dirname "$0")/../.." && pwd)
-export LSAN_OPTIONS="suppressions=$here/tests/cluster/lsan.supp${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+. "$here/tests/cli/lib.sh"
 work=$(mktemp -d /tmp/bkv-admin-test.XXXXXX)
 cleanup() {
     bash "$here/scripts/cluster.sh" down --dir "$work/c" >/dev/null 2>&1 || true
@@ -15,18 +15,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-pass=0 fail=0
-ok() { pass=$((pass + 1)); echo "ok   - $*"; }
-bad() { fail=$((fail + 1)); echo "FAIL - $*"; }
-check() { if eval "$2"; then ok "$1"; else bad "$1"; fi; }
-wait_until() {
-    local end=$((SECONDS + $1))
-    shift
-    until "$@"; do
-        [ "$SECONDS" -lt "$end" ] || return 1
-        sleep 0.1
-    done
-}
 admin() { curl -sS --max-time 5 -o "$work/body" -w '%{http_code}' "http://127.0.0.1:$((base + 200 + $1))$2"; }
 field() { python3 -c "import json,sys; d=json.load(open('$work/body')); print($1)"; }
 
@@ -102,7 +90,9 @@ check "bkv-bench vault completes recoveries and prints the crypto ceiling" 'grep
 
 # Refusals.
 check "unknown admin page is 404" '[ "$(admin 1 /nope)" = 404 ]'
-check "POST to the admin endpoint is 405" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST http://127.0.0.1:$((base + 201))/v1/status)" = 405 ]'
+check "PUT to the admin endpoint is 405" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X PUT http://127.0.0.1:$((base + 201))/v1/status)" = 405 ]'
+check "a changing operation without the admin token is 401" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST http://127.0.0.1:$((base + 201))/v1/leader/transfer)" = 401 ]'
+check "snapshot-now is refused as unsupported (501) with the token" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer $(cat "$work/c/secrets/admin.token")" http://127.0.0.1:$((base + 200 + leader))/v1/snapshot)" = 501 ]'
 
 # /readyz flips when the HSM token becomes unavailable (its files vanish under the node).
 third=$((6 - leader - follower))

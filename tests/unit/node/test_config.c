@@ -61,6 +61,11 @@ static void test_good(void)
     CU_ASSERT_STRING_EQUAL(bkv_node_config_member(&cfg, 2)->snapshot, "127.0.0.1:7402");
     CU_ASSERT_STRING_EQUAL(bkv_node_config_member(&cfg, 1)->snapshot, "127.0.0.1:7401");
     CU_ASSERT_PTR_NULL(bkv_node_config_member(&cfg, 3));
+    CU_ASSERT_EQUAL(bkv_node_config_member(&cfg, 1)->later, 0);
+    char later[sizeof(good) + 32];
+    snprintf(later, sizeof(later), "%sinitial = no\n", good);
+    CU_ASSERT_EQUAL_FATAL(parse(later), BKV_OK);
+    CU_ASSERT_EQUAL(bkv_node_config_member(&cfg, 2)->later, 1);
 }
 
 /* Replace the first occurrence of from in good by to, parse, expect an error containing want. */
@@ -103,6 +108,8 @@ static void test_mistakes(void)
     expect("[member 2]\n", "[member x]\n", "the member id must be a number");
     expect("admin = 127.0.0.1:7301\n", "", "[member 1] admin: missing (required)");
     expect("snapshot = 127.0.0.1:7401\n", "", "[member 1] snapshot: missing (required)");
+    expect("snapshot = 127.0.0.1:7401\n", "snapshot = 127.0.0.1:7401\ninitial = maybe\n",
+           "[member 1] initial: \"maybe\" is not yes or no");
     expect("raft = 127.0.0.1:7101\n", "raft = 127.0.0.1:7102\n",
            "raft: \"127.0.0.1:7102\" is also member 1's address");
     expect("[node]\n", "[node]\nmax_attempts = 0\n", "[node] max_attempts: \"0\" is not a number");
