@@ -793,6 +793,15 @@ static unsigned fetch_timeout(const struct bkv_raft *r)
  * inside restore on the loop thread and blocks the loop meanwhile (libraft
  * calls restore synchronously, in InstallSnapshot and in raft_start).
  */
+/* 1 if id is in the current Raft configuration (a reserved spare not yet added is not). */
+static int in_configuration(struct bkv_raft *r, uint64_t id)
+{
+    for (unsigned i = 0; i < r->raft.configuration.n; i++)
+        if (r->raft.configuration.servers[i].id == id)
+            return 1;
+    return r->raft.configuration.n == 0; /* before the configuration is known: try everyone */
+}
+
 static int fetch_image(void *arg, const uint8_t sha256[static 32], uint64_t size, const char *dest,
                        char *err, size_t err_cap)
 {
@@ -809,7 +818,7 @@ static int fetch_image(void *arg, const uint8_t sha256[static 32], uint64_t size
         for (size_t i = 0; i < r->cfg.n_members; i++) {
             const struct bkv_raft_member *m = &r->cfg.members[i];
             if (m->id != r->cfg.id && m->snapshot_address[0] != '\0' &&
-                (pass == 0) == (m->id == leader))
+                (pass == 0) == (m->id == leader) && in_configuration(r, m->id))
                 order[n++] = m;
         }
     err[0] = '\0';
@@ -1177,6 +1186,14 @@ void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out)
     out->images_fetched = r->fsm.fetches;
     out->images_served = bkv_transfer_served(r->images);
     out->image_size = r->fsm.image_size;
+    if (raft_state(&r->raft) == RAFT_LEADER) {
+        out->leader_contact_ms = 0;
+    } else if (raft_state(&r->raft) == RAFT_FOLLOWER) {
+        uint64_t now = uv_now(r->loop), start = r->raft.election_timer_start;
+        out->leader_contact_ms = now > start ? now - start : 0;
+    } else {
+        out->leader_contact_ms = UINT64_MAX;
+    }
 }
 
 /* --- membership and leadership ---------------------------------------------------- */
@@ -1279,6 +1296,26 @@ int bkv_raft_member_add(struct bkv_raft *r, uint64_t id, const char *address, bk
     if (c == NULL)
         return BKV_ERR_NOMEM;
     c->then_standby = 1;
+    /* Idempotent: a spare left by an interrupted add only needs its role; a member already
+     * receiving the log at that address is done. */
+    for (unsigned i = 0; i < r->raft.configuration.n; i++) {
+        const struct raft_server *s = &r->raft.configuration.servers[i];
+        if (s->id != id)
+            continue;
+        if (s->address == NULL || strcmp(s->address, address) != 0) {
+            free(c);
+            set_err(r, NULL, 0, "raft: add %llu: it is a member at another address (%s)",
+                    (unsigned long long)id, s->address ? s->address : "?");
+            return BKV_ERR_INVALID;
+        }
+        if (s->role != RAFT_SPARE) {
+            free(c);
+            cb(data, BKV_OK, "");
+            return BKV_OK;
+        }
+        c->then_standby = 0;
+        return change_start(r, c, raft_assign(&r->raft, &c->change, id, RAFT_STANDBY, change_cb));
+    }
     return change_start(r, c, raft_add(&r->raft, &c->change, id, address, change_cb));
 }
 
@@ -1352,4 +1389,88 @@ size_t bkv_raft_servers(struct bkv_raft *r, struct bkv_raft_server *out, size_t 
         }
     }
     return n;
+}
+
+/* --- snapshot now --------------------------------------------------------------------- */
+
+struct snap_now {
+    struct raft_barrier barrier;
+    uv_timer_t timer;
+    struct bkv_raft *r;
+    unsigned long before; /* snapshots taken when asked */
+    unsigned polls;
+    int status;
+    bkv_raft_change_cb cb;
+    void *data;
+};
+
+static void snap_closed(uv_handle_t *h)
+{
+    struct snap_now *s = h->data;
+    s->cb(s->data, s->status,
+          s->status == BKV_OK ? "" : "no snapshot was taken within 10 s; see the node's log");
+    free(s);
+}
+
+static void snap_free(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void snap_finish(struct snap_now *s, int status)
+{
+    struct bkv_raft *r = s->r;
+    raft_set_snapshot_threshold(&r->raft,
+                                r->cfg.snapshot_threshold > 0 ? r->cfg.snapshot_threshold : 1024);
+    s->status = status;
+    uv_close((uv_handle_t *)&s->timer, snap_closed);
+}
+
+static void snap_poll(uv_timer_t *t)
+{
+    struct snap_now *s = t->data;
+    if (s->r->fsm.snapshots > s->before)
+        snap_finish(s, BKV_OK);
+    else if (++s->polls >= 200 || s->r->closing)
+        snap_finish(s, BKV_ERR_LIMIT);
+}
+
+static void snap_barrier_cb(struct raft_barrier *req, int status)
+{
+    struct snap_now *s = req->data;
+    if (status != 0) {
+        snap_finish(s, map_raft(status, raft_errmsg(&s->r->raft)));
+        return;
+    }
+    uv_timer_start(&s->timer, snap_poll, 0, 50);
+}
+
+int bkv_raft_snapshot_now(struct bkv_raft *r, bkv_raft_change_cb cb, void *data)
+{
+    int rc = change_ready(r, cb);
+    if (rc != BKV_OK)
+        return rc;
+    struct snap_now *s = calloc(1, sizeof(*s));
+    if (s == NULL)
+        return BKV_ERR_NOMEM;
+    s->r = r;
+    s->cb = cb;
+    s->data = data;
+    s->before = r->fsm.snapshots;
+    s->barrier.data = s;
+    if (uv_timer_init(r->loop, &s->timer) != 0) {
+        free(s);
+        return BKV_ERR_IO;
+    }
+    s->timer.data = s;
+    raft_set_snapshot_threshold(&r->raft, 1);
+    int rv = raft_barrier(&r->raft, &s->barrier, snap_barrier_cb);
+    if (rv != 0) {
+        raft_set_snapshot_threshold(
+            &r->raft, r->cfg.snapshot_threshold > 0 ? r->cfg.snapshot_threshold : 1024);
+        uv_close((uv_handle_t *)&s->timer, snap_free);
+        set_err(r, NULL, 0, "raft: snapshot now: %s", raft_strerror(rv));
+        return change_error(r, rv);
+    }
+    return BKV_OK;
 }

@@ -149,6 +149,9 @@ struct bkv_raft_info {
     unsigned long images_fetched;     /* of them, images fetched from a member */
     unsigned long images_served;      /* images sent to members by this node's server */
     uint64_t image_size;              /* bytes of the latest image taken or installed */
+    /* A follower: ms since it last heard from the leader (libraft's election timer start);
+     * 0 on the leader itself; UINT64_MAX when it is neither and knows no leader. */
+    uint64_t leader_contact_ms;
 };
 void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out);
 struct bkv_store *bkv_raft_store(struct bkv_raft *r);
@@ -187,11 +190,17 @@ typedef void (*bkv_raft_change_cb)(void *data, int status, const char *msg);
  * a role it already has; msg in bkv_raft_errmsg) at once without calling cb,
  * else BKV_OK and calls cb later.
  */
-int bkv_raft_member_add(struct bkv_raft *r, uint64_t id, const char *address,
-                        bkv_raft_change_cb cb, void *data);
+int bkv_raft_member_add(struct bkv_raft *r, uint64_t id, const char *address, bkv_raft_change_cb cb,
+                        void *data);
 int bkv_raft_member_promote(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data);
 int bkv_raft_member_remove(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data);
 int bkv_raft_leader_transfer(struct bkv_raft *r, uint64_t id, bkv_raft_change_cb cb, void *data);
+/*
+ * Take a snapshot now, on the leader: libraft 0.22 has no call for it, so the
+ * snapshot threshold is lowered to 1 for one barrier entry, and restored once
+ * the snapshot was taken (cb BKV_OK) or after 10 s (BKV_ERR_LIMIT).
+ */
+int bkv_raft_snapshot_now(struct bkv_raft *r, bkv_raft_change_cb cb, void *data);
 const char *bkv_raft_errmsg(struct bkv_raft *r);
 
 #endif

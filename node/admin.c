@@ -128,6 +128,8 @@ static const char *not_ready(struct bkv_admin *a)
         return "the Raft instance is unavailable";
     if (!a->hsm_ok)
         return "the HSM token does not answer (see the node's log)";
+    if (a->probe_busy && uv_now(a->c.loop) - a->hsm_checked_ms > 3 * PROBE_MS)
+        return "the HSM health probe has hung for more than 6 s";
     bkv_raft_leader(a->c.raft, &id, &addr);
     if (id == 0)
         return "no known leader";
@@ -195,7 +197,7 @@ static json_t *status_doc(struct bkv_admin *a)
         json_array_append_new(members, o);
     }
     const struct bkv_gateway_stats *gs = a->c.gateway ? bkv_gateway_stats(a->c.gateway) : NULL;
-    return json_pack(
+    json_t *doc = json_pack(
         "{s:I,s:s,s:s,s:I,s:{s:I,s:o,s:o,s:o},s:I,s:I,s:I,s:{s:I,s:I,s:s,s:I},s:I,s:{s:s,"
         "s:s},s:o,s:s,s:I}",
         "id", (json_int_t)a->c.cfg->id, "dc", a->c.cfg->dc, "role",
@@ -209,6 +211,13 @@ static json_t *status_doc(struct bkv_admin *a)
         (json_int_t)(gs ? gs->sessions : 0), "hsm", "token", bkv_hsm_label(a->c.hsm), "state",
         a->hsm_ok ? "ok" : "failing", "members", members, "version", BKV_VERSION, "uptime_s",
         (json_int_t)(time(NULL) - a->started));
+    /* How long ago this node heard from the leader (0 on the leader; null without one). */
+    if (doc != NULL)
+        json_object_set_new(doc, "leader_contact_ms",
+                            info.leader_contact_ms == UINT64_MAX
+                                ? json_null()
+                                : json_integer((json_int_t)info.leader_contact_ms));
+    return doc;
 }
 
 /* --- /metrics: the Prometheus text format, version 0.0.4 ---------------------------- */
@@ -397,8 +406,8 @@ static int authorized(struct bkv_admin *a, const struct bkv_http_request *req)
     return bkv_ct_equal(want, got, sizeof(want));
 }
 
-/* The value of key in the query string of path ("" if absent), into out. */
-static void query(const char *path, const char *key, char *out, size_t cap)
+/* The value of key in the query string of path into out: 1 if present and fits, else 0. */
+static int query(const char *path, const char *key, char *out, size_t cap)
 {
     out[0] = '\0';
     const char *q = strchr(path, '?');
@@ -407,14 +416,15 @@ static void query(const char *path, const char *key, char *out, size_t cap)
         q++;
         if (strncmp(q, key, kl) == 0 && q[kl] == '=') {
             size_t n = strcspn(q + kl + 1, "&");
-            if (n < cap) {
-                memcpy(out, q + kl + 1, n);
-                out[n] = '\0';
-            }
-            return;
+            if (n >= cap)
+                return 0;
+            memcpy(out, q + kl + 1, n);
+            out[n] = '\0';
+            return 1;
         }
         q = strchr(q, '&');
     }
+    return 0;
 }
 
 static int parse_id(const char *s, uint64_t *id)
@@ -443,12 +453,6 @@ static void change(struct bkv_admin *a, struct bkv_http_exchange *ex,
                                   : "missing or wrong admin token; nothing was changed");
         return;
     }
-    if (strncmp(p, "/v1/snapshot", 12) == 0 && post) {
-        bkv_http_respond_text(ex, 501, NULL, 0,
-                              "libraft 0.22 takes snapshots only by threshold "
-                              "([node] snapshot_threshold); nothing was changed");
-        return;
-    }
     if (bkv_raft_role(a->c.raft) != BKV_RAFT_LEADER_READY) {
         uint64_t lid = 0;
         const char *laddr = NULL;
@@ -474,16 +478,29 @@ static void change(struct bkv_admin *a, struct bkv_http_exchange *ex,
     char to[32], raft[128];
     int rc = BKV_ERR_INVALID;
     if (post && strncmp(p, "/v1/leader/transfer", 19) == 0 && (p[19] == '\0' || p[19] == '?')) {
-        query(p, "to", to, sizeof(to));
-        if (to[0] == '\0' || parse_id(to, &id)) {
+        int given = query(p, "to", to, sizeof(to)) || strstr(p, "to=") != NULL;
+        if (!given || parse_id(to, &id)) {
             snprintf(o->what, sizeof(o->what), "leader transfer to %s",
                      to[0] ? to : "the best voter");
             rc = bkv_raft_leader_transfer(a->c.raft, id, op_done, o);
         }
+    } else if (post && strcmp(p, "/v1/snapshot") == 0) {
+        snprintf(o->what, sizeof(o->what), "snapshot now");
+        rc = bkv_raft_snapshot_now(a->c.raft, op_done, o);
     } else if (post && strncmp(p, "/v1/members?", 12) == 0) {
-        query(p, "id", to, sizeof(to));
-        query(p, "raft", raft, sizeof(raft));
-        if (parse_id(to, &id) && bkv_conf_address_valid(raft)) {
+        const struct bkv_conf_member *m = NULL;
+        if (query(p, "id", to, sizeof(to)) && query(p, "raft", raft, sizeof(raft)) &&
+            parse_id(to, &id) && bkv_conf_address_valid(raft))
+            m = bkv_node_config_member(a->c.cfg, id);
+        if (m == NULL || strcmp(m->raft, raft) != 0) {
+            free(o);
+            bkv_http_respond_text(ex, 400, NULL, 0,
+                                  "add: id and raft must name a [member N] of the nodes' "
+                                  "configuration files (initial = no) with that raft address; "
+                                  "nothing was changed");
+            return;
+        }
+        {
             snprintf(o->what, sizeof(o->what), "add node %llu (%s) as a non-voter",
                      (unsigned long long)id, raft);
             rc = bkv_raft_member_add(a->c.raft, id, raft, op_done, o);
@@ -567,6 +584,7 @@ int bkv_admin_start(const struct bkv_admin_config *cfg, struct bkv_admin **out, 
     a->c = *cfg;
     a->started = time(NULL);
     a->hsm_ok = 1; /* bkv_hsm_open and the realm check just passed */
+    a->hsm_checked_ms = uv_now(cfg->loop);
     struct bkv_http_server_config hc = {.address = cfg->cfg->admin, .max_body = 4096};
     int rc = bkv_http_server_start(cfg->loop, &hc, handle, a, &a->http, err, err_cap);
     if (rc != BKV_OK) {

@@ -30,7 +30,7 @@ struct member {
     char admin[128];
     int reachable, ready;
     char role[32];
-    long long applied, commit, term, leader;
+    long long applied, commit, term, leader, contact; /* contact: ms, -1 unknown */
     char reason[300];
 };
 
@@ -87,6 +87,8 @@ static void read_member(struct member *m, unsigned timeout_ms)
     m->commit = json_integer_value(json_object_get(st, "commit_index"));
     m->term = json_integer_value(json_object_get(st, "term"));
     m->leader = json_integer_value(json_object_get(json_object_get(st, "leader"), "id"));
+    json_t *contact = json_object_get(st, "leader_contact_ms");
+    m->contact = json_is_integer(contact) ? json_integer_value(contact) : -1;
     json_decref(st);
     json_t *rd = get_json(m->admin, "/readyz", timeout_ms, &status, err, sizeof(err));
     m->ready = rd != NULL && status == 200;
@@ -187,9 +189,12 @@ int bkv_admin_status_main(int argc, char **argv)
             char lag[32] = "-";
             if (lm != NULL)
                 snprintf(lag, sizeof(lag), "%lld", commit > x->applied ? commit - x->applied : 0);
-            printf("  node %-3lld %-15s %-21s applied %-8lld lag %-6s %s%s%s\n", x->id,
+            char contact[32] = "-";
+            if (x->contact >= 0)
+                snprintf(contact, sizeof(contact), "%lldms", x->contact);
+            printf("  node %-3lld %-15s %-21s applied %-8lld lag %-6s contact %-8s %s%s%s\n", x->id,
                    strcmp(x->role, "leader") == 0 ? "LEADER" : x->role, x->admin, x->applied, lag,
-                   x->ready ? "ready" : "NOT READY", x->ready ? "" : ": ", x->reason);
+                   contact, x->ready ? "ready" : "NOT READY", x->ready ? "" : ": ", x->reason);
         }
     }
     return lm != NULL ? 0 : 3;
@@ -246,7 +251,16 @@ int bkv_admin_change_main(const char *group, int argc, char **argv)
     }
     char path[300];
     const char *method = "POST";
-    if (strcmp(group, "leader") == 0 && strcmp(verb, "transfer") == 0)
+    int members = strcmp(group, "members") == 0;
+    if (!members && (strcmp(verb, "transfer") != 0 || raft != NULL)) {
+        fputs(change_usage, stderr);
+        return 2;
+    }
+    if (members && raft != NULL && strcmp(verb, "add") != 0) {
+        fputs(change_usage, stderr);
+        return 2;
+    }
+    if (!members)
         snprintf(path, sizeof(path), "/v1/leader/transfer%s%s", id ? "?to=" : "", id ? id : "");
     else if (strcmp(verb, "add") == 0 && id != NULL && raft != NULL)
         snprintf(path, sizeof(path), "/v1/members?id=%s&raft=%s", id, raft);
@@ -289,8 +303,10 @@ int bkv_admin_change_main(const char *group, int argc, char **argv)
         json_decref(st);
         bkv_client_http_response_free(&resp);
         rc = bkv_client_http_do(leader, &req, 1 << 16, 30000, &resp, err, sizeof(err));
-        if (rc != BKV_OK || (resp.status != 503 && resp.status != 421))
+        if (rc == BKV_OK && resp.status != 503 && resp.status != 421)
             break;
+        if (rc != BKV_OK && rc != BKV_ERR_IO)
+            break; /* not a node restarting: a timeout or a malformed answer */
         usleep(500 * 1000);
     }
     OPENSSL_cleanse(auth, sizeof(auth));

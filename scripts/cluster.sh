@@ -306,25 +306,32 @@ leader)
 add)
     [ -n "$node" ] || die "--node K is required"
     [ -e "$dir/node-$node" ] && die "node-$node exists already"
+    nodes=$BKV_NODES base=$BKV_BASE limit=$BKV_LIMIT snap_threshold=${BKV_SNAPSHOT_THRESHOLD:-}
+    spares=${BKV_SPARES:-0}
+    [ "$node" -gt "$nodes" ] && [ "$node" -le $((nodes + spares)) ] ||
+        die "node $node is not one of the spares (up --spares N reserves nodes $((nodes + 1)).. )"
     mkdir -p "$dir/node-$node/data"
     chmod 700 "$dir/node-$node"
     # shellcheck disable=SC2046
     "$admin_bin" token init $(hsm_args "$node") --so-pin-file "$dir/secrets/so.pin" >/dev/null
     # The approving member's HSM is held by its running bkv-node (one process per token):
-    # stop node 1 for the ceremony (the others keep a quorum), then start it again.
+    # stop node 1 for the ceremony (the others keep a quorum), and start it again whatever
+    # happens.
     approver_running=0
     if [ -f "$dir/node-1/pid" ] && kill -0 "$(cat "$dir/node-1/pid")" 2>/dev/null; then
         approver_running=1
         stop_pid "$dir/node-1/pid"
+        trap 'start_node 1' EXIT
     fi
     enrol "$node"
-    [ "$approver_running" = 1 ] && start_node 1
-    nodes=$BKV_NODES base=$BKV_BASE limit=$BKV_LIMIT snap_threshold=${BKV_SNAPSHOT_THRESHOLD:-}
-    spares=${BKV_SPARES:-0}
-    [ "$node" -gt "$nodes" ] && [ "$node" -le $((nodes + spares)) ] ||
-        die "node $node is not one of the spares (up --spares N reserves nodes $((nodes + 1)).. )"
+    if [ "$approver_running" = 1 ]; then
+        trap - EXIT
+        start_node 1
+        wait_until 30 status_of 1 >/dev/null || die "node-1 did not come back after the ceremony"
+    fi
     write_conf "$node"
     start_node "$node"
+    wait_until 30 status_of "$node" >/dev/null || die "node-$node does not answer"
     log "node-$node started (raft 127.0.0.1:$((BKV_BASE + node))); add it with bkv-admin members add"
     ;;
 token)

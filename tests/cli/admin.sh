@@ -48,6 +48,7 @@ check "status: HSM token" '[ "$(field "d[\"hsm\"][\"token\"]")" = "node-$leader"
 check "status: HSM state ok" '[ "$(field "d[\"hsm\"][\"state\"]")" = ok ]'
 check "status: version and uptime" '[ "$(field "d[\"version\"] != \"\" and d[\"uptime_s\"] >= 0")" = True ]'
 admin "$follower" /v1/status >/dev/null
+check "status on a follower: it heard from the leader within 2 s" '[ "$(field "0 <= d[\"leader_contact_ms\"] < 2000")" = True ]'
 check "status on a follower: role and leader" '[ "$(field "d[\"role\"]")" = follower ] && [ "$(field "d[\"leader\"][\"id\"]")" = "$leader" ]'
 
 # bkv-admin status draws every member by data center.
@@ -92,7 +93,10 @@ check "bkv-bench vault completes recoveries and prints the crypto ceiling" 'grep
 check "unknown admin page is 404" '[ "$(admin 1 /nope)" = 404 ]'
 check "PUT to the admin endpoint is 405" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X PUT http://127.0.0.1:$((base + 201))/v1/status)" = 405 ]'
 check "a changing operation without the admin token is 401" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST http://127.0.0.1:$((base + 201))/v1/leader/transfer)" = 401 ]'
-check "snapshot-now is refused as unsupported (501) with the token" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer $(cat "$work/c/secrets/admin.token")" http://127.0.0.1:$((base + 200 + leader))/v1/snapshot)" = 501 ]'
+snaps=$(metric bkv_raft_snapshots_taken_total)
+check "snapshot now (with the token) answers 200" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST -H "Authorization: Bearer $(cat "$work/c/secrets/admin.token")" http://127.0.0.1:$((base + 200 + leader))/v1/snapshot)" = 200 ]'
+check "snapshot now took a snapshot on the leader" '[ "$(metric bkv_raft_snapshots_taken_total)" -gt "$snaps" ]'
+check "snapshot now without the token is 401" '[ "$(curl -s -o /dev/null -w "%{http_code}" -X POST http://127.0.0.1:$((base + 200 + leader))/v1/snapshot)" = 401 ]'
 
 # /readyz flips when the HSM token becomes unavailable (its files vanish under the node).
 third=$((6 - leader - follower))
