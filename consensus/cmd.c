@@ -20,33 +20,10 @@
 #include <string.h>
 
 #include "proto/err.h"
+#include "proto/util.h"
 
 #define ENTRY_HEADER_LEN 8
 #define CMD_HEADER_LEN   (8 + BKV_REQUEST_ID_LEN + BKV_ACCOUNT_KEY_LEN)
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)(v >> 32));
-    put_u32(p + 4, (uint32_t)v);
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
-}
 
 static size_t pad8(size_t n)
 {
@@ -124,7 +101,7 @@ int bkv_cmd_entry_encode(const struct bkv_cmd *cmds, size_t n, uint8_t *out, siz
         return BKV_ERR_LENGTH;
     memset(out, 0, need);
     out[0] = BKV_CMD_VERSION;
-    put_u32(out + 4, (uint32_t)n);
+    bkv_put_u32(out + 4, (uint32_t)n);
     off = ENTRY_HEADER_LEN;
     for (size_t i = 0; i < n; i++) {
         const struct bkv_cmd *c = &cmds[i];
@@ -133,21 +110,21 @@ int bkv_cmd_entry_encode(const struct bkv_cmd *cmds, size_t n, uint8_t *out, siz
         uint8_t *b = p + CMD_HEADER_LEN;
 
         p[0] = (uint8_t)c->type;
-        put_u32(p + 4, (uint32_t)body);
+        bkv_put_u32(p + 4, (uint32_t)body);
         memcpy(p + 8, c->request_id, BKV_REQUEST_ID_LEN);
         memcpy(p + 8 + BKV_REQUEST_ID_LEN, c->account, BKV_ACCOUNT_KEY_LEN);
         switch (c->type) {
         case BKV_CMD_REGISTER:
-            put_u32(b, c->max_attempts);
-            put_u32(b + 4, (uint32_t)c->record_len);
+            bkv_put_u32(b, c->max_attempts);
+            bkv_put_u32(b + 4, (uint32_t)c->record_len);
             memcpy(b + 8, c->record, c->record_len);
-            put_u32(b + 8 + c->record_len, (uint32_t)c->wrapped_len);
+            bkv_put_u32(b + 8 + c->record_len, (uint32_t)c->wrapped_len);
             memcpy(b + 12 + c->record_len, c->wrapped, c->wrapped_len);
             break;
         case BKV_CMD_ATTEMPT:
             break; /* reserved(8), already zero */
         case BKV_CMD_SUCCESS:
-            put_u64(b, c->registration);
+            bkv_put_u64(b, c->registration);
             break;
         case BKV_CMD_DELETE:
             break;
@@ -167,13 +144,13 @@ static int decode_body(struct bkv_cmd *c, const uint8_t *b, size_t len)
     case BKV_CMD_REGISTER:
         if (len < 12)
             return BKV_ERR_LENGTH;
-        rl = get_u32(b + 4);
+        rl = bkv_get_u32(b + 4);
         if (!sealed_len_ok(rl) || rl > len - 12)
             return BKV_ERR_LENGTH;
-        wl = get_u32(b + 8 + rl);
+        wl = bkv_get_u32(b + 8 + rl);
         if (!sealed_len_ok(wl) || wl != len - 12 - rl)
             return BKV_ERR_LENGTH;
-        c->max_attempts = get_u32(b);
+        c->max_attempts = bkv_get_u32(b);
         if (!limit_ok(c->max_attempts))
             return BKV_ERR_FORMAT;
         c->record = b + 8;
@@ -188,7 +165,7 @@ static int decode_body(struct bkv_cmd *c, const uint8_t *b, size_t len)
     case BKV_CMD_SUCCESS:
         if (len != 8)
             return BKV_ERR_LENGTH;
-        c->registration = get_u64(b);
+        c->registration = bkv_get_u64(b);
         return c->registration == 0 ? BKV_ERR_FORMAT : BKV_OK;
     case BKV_CMD_DELETE:
         return len == 0 ? BKV_OK : BKV_ERR_LENGTH;
@@ -210,7 +187,7 @@ int bkv_cmd_entry_decode(const uint8_t *in, size_t len, struct bkv_cmd *cmds, si
         return BKV_ERR_UNSUPPORTED;
     if (!all_zero(in + 1, 3))
         return BKV_ERR_FORMAT;
-    count = get_u32(in + 4);
+    count = bkv_get_u32(in + 4);
     if (count == 0)
         return BKV_ERR_FORMAT;
     if (count > cap || count > BKV_CMD_MAX_BATCH)
@@ -227,7 +204,7 @@ int bkv_cmd_entry_decode(const uint8_t *in, size_t len, struct bkv_cmd *cmds, si
             return BKV_ERR_UNSUPPORTED;
         if (!all_zero(p + 1, 3))
             return BKV_ERR_FORMAT;
-        body = get_u32(p + 4);
+        body = bkv_get_u32(p + 4);
         if (body > len - off - CMD_HEADER_LEN)
             return BKV_ERR_LENGTH;
         padded = pad8(CMD_HEADER_LEN + body);

@@ -25,49 +25,28 @@
 #include <openssl/evp.h>
 
 #include "proto/err.h"
+#include "proto/util.h"
 
 #define MAGIC      "BKV-SNAP"
 #define READ_BLOCK (64 * 1024)
 
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    for (int i = 3; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    return (uint64_t)get_be32(p) << 32 | get_be32(p + 4);
-}
-
 void bkv_image_desc_encode(const struct bkv_image_desc *d, uint8_t out[static BKV_IMAGE_DESC_LEN])
 {
     memcpy(out, MAGIC, 8);
-    put_be32(out + 8, BKV_IMAGE_VERSION);
-    put_be32(out + 12, 0);
-    put_be64(out + 16, d->index);
-    put_be64(out + 24, d->size);
+    bkv_put_u32(out + 8, BKV_IMAGE_VERSION);
+    bkv_put_u32(out + 12, 0);
+    bkv_put_u64(out + 16, d->index);
+    bkv_put_u64(out + 24, d->size);
     memcpy(out + 32, d->sha256, 32);
 }
 
 int bkv_image_desc_decode(const uint8_t *p, size_t len, struct bkv_image_desc *d)
 {
     if (p == NULL || d == NULL || len != BKV_IMAGE_DESC_LEN || memcmp(p, MAGIC, 8) != 0 ||
-        get_be32(p + 8) != BKV_IMAGE_VERSION || get_be32(p + 12) != 0)
+        bkv_get_u32(p + 8) != BKV_IMAGE_VERSION || bkv_get_u32(p + 12) != 0)
         return BKV_ERR_FORMAT;
-    d->index = get_be64(p + 16);
-    d->size = get_be64(p + 24);
+    d->index = bkv_get_u64(p + 16);
+    d->size = bkv_get_u64(p + 24);
     if (d->size == 0 || d->size > INT64_MAX)
         return BKV_ERR_FORMAT;
     memcpy(d->sha256, p + 32, 32);

@@ -42,6 +42,7 @@
 
 #include "proto/err.h"
 #include "proto/kdf.h"
+#include "proto/util.h"
 
 /*
  * synchronous=NORMAL in WAL mode: a commit is atomic and the database stays
@@ -860,12 +861,6 @@ int bkv_store_counts(struct bkv_store *s, uint64_t *live, uint64_t *tombstones)
     return rc;
 }
 
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
 /*
  * Chain h = SHA-256(h || tag || fields || blobs) over the rows of the hash
  * statement id, in key order: each column is 8 bytes big-endian, the value
@@ -887,11 +882,11 @@ static int hash_rows(struct bkv_store *s, int id, uint8_t tag, uint8_t h[static 
             int t = sqlite3_column_type(st, c);
 
             if (t == SQLITE_INTEGER) {
-                be64(p, (uint64_t)sqlite3_column_int64(st, c));
+                bkv_put_u64(p, (uint64_t)sqlite3_column_int64(st, c));
             } else {
                 size_t len = (size_t)sqlite3_column_bytes(st, c);
 
-                be64(p, t == SQLITE_NULL ? UINT64_MAX : len);
+                bkv_put_u64(p, t == SQLITE_NULL ? UINT64_MAX : len);
                 if (t != SQLITE_NULL && len > 0) {
                     parts[np].p = sqlite3_column_blob(st, c);
                     parts[np++].n = len;

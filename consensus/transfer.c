@@ -40,6 +40,7 @@
 
 #include "consensus/image.h"
 #include "proto/err.h"
+#include "proto/util.h"
 
 #define MAGIC       "BKV-IMG1"
 #define REQ_LEN     40
@@ -108,21 +109,6 @@ static int resolve(const char *address, int passive, struct addrinfo **res, char
     return BKV_OK;
 }
 
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 /* ---- server ---- */
 
 static int send_all(int fd, const uint8_t *p, size_t n)
@@ -177,11 +163,11 @@ static void serve_one(struct bkv_transfer_server *s, int fd)
         img = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     memcpy(hdr, MAGIC, 8);
     if (img < 0 || fstat(img, &st) != 0 || !S_ISREG(st.st_mode)) {
-        put_be64(hdr + 8, NONE);
+        bkv_put_u64(hdr + 8, NONE);
         send_all(fd, hdr, sizeof(hdr));
         goto out;
     }
-    put_be64(hdr + 8, (uint64_t)st.st_size);
+    bkv_put_u64(hdr + 8, (uint64_t)st.st_size);
     if (send_all(fd, hdr, sizeof(hdr)) != 0)
         goto out;
     while (off < st.st_size && now_ms() < deadline) {
@@ -465,7 +451,7 @@ int bkv_transfer_fetch(const char *address, const uint8_t sha256[static 32], uin
         snprintf(err, err_cap, "transfer: %s: no answer", address);
         goto out;
     }
-    got_size = get_be64(hdr + 8);
+    got_size = bkv_get_u64(hdr + 8);
     if (got_size == NONE) {
         snprintf(err, err_cap, "transfer: %s: has no such image", address);
         goto out;

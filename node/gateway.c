@@ -172,9 +172,14 @@ static uint64_t now_ns(void)
 
 /* --- sessions (loop thread) ------------------------------------------------ */
 
-static size_t bucket_of(const uint8_t id[static BKV_MSG_SESSION_ID_LEN])
+/*
+ * Sessions hash by account key (an HMAC output, so uniform): a LOGIN_FINISH
+ * names its account, and dropping an account's older session at the next
+ * LOGIN_INIT looks at one bucket, not at every session.
+ */
+static size_t bucket_of(const uint8_t account_key[static BKV_ACCOUNT_KEY_LEN])
 {
-    return ((size_t)id[0] << 8 | id[1]) % SESSION_BUCKETS;
+    return ((size_t)account_key[0] << 8 | account_key[1]) % SESSION_BUCKETS;
 }
 
 static void session_free(struct session *s)
@@ -200,16 +205,16 @@ static void sessions_clear(struct bkv_gateway *gw)
 static struct session *session_take(struct bkv_gateway *gw, const uint8_t *id,
                                     const uint8_t *account_key)
 {
-    struct session **pp = &gw->buckets[bucket_of(id)];
+    struct session **pp = &gw->buckets[bucket_of(account_key)];
     for (; *pp != NULL; pp = &(*pp)->next) {
         struct session *s = *pp;
-        if (!bkv_ct_equal(s->id, id, BKV_MSG_SESSION_ID_LEN))
+        if (!bkv_ct_equal(s->id, id, BKV_MSG_SESSION_ID_LEN) ||
+            !bkv_ct_equal(s->account_key, account_key, BKV_ACCOUNT_KEY_LEN))
             continue;
         *pp = s->next;
         gw->n_sessions--;
         gw->stats.sessions = gw->n_sessions;
-        if (!bkv_ct_equal(s->account_key, account_key, BKV_ACCOUNT_KEY_LEN) ||
-            s->expires_ms < now_ms()) {
+        if (s->expires_ms < now_ms()) {
             session_free(s);
             return NULL;
         }
@@ -241,17 +246,15 @@ static void sweep_cb(uv_timer_t *t)
 /* Drop every session of this account: one login at a time per account. */
 static void sessions_drop_account(struct bkv_gateway *gw, const uint8_t *account_key)
 {
-    for (size_t b = 0; b < SESSION_BUCKETS; b++) {
-        struct session **pp = &gw->buckets[b];
-        while (*pp != NULL) {
-            struct session *s = *pp;
-            if (bkv_ct_equal(s->account_key, account_key, BKV_ACCOUNT_KEY_LEN)) {
-                *pp = s->next;
-                gw->n_sessions--;
-                session_free(s);
-            } else {
-                pp = &s->next;
-            }
+    struct session **pp = &gw->buckets[bucket_of(account_key)];
+    while (*pp != NULL) {
+        struct session *s = *pp;
+        if (bkv_ct_equal(s->account_key, account_key, BKV_ACCOUNT_KEY_LEN)) {
+            *pp = s->next;
+            gw->n_sessions--;
+            session_free(s);
+        } else {
+            pp = &s->next;
         }
     }
 }
@@ -297,20 +300,6 @@ static void seal_aad(const char *label, const uint8_t account_key[static BKV_ACC
 
 #define TICKET_TTL_S 600
 
-static void put_u64(uint8_t *out, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        out[i] = (uint8_t)v;
-}
-
-static uint64_t get_u64(const uint8_t *in)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | in[i];
-    return v;
-}
-
 /* mac = HMAC(ticket key, label || account key || expiry || the account's row state). */
 static int ticket_mac(struct bkv_gateway *gw, const uint8_t *account_key, const uint8_t *expiry,
                       uint8_t mac[static BKV_HASH_LEN])
@@ -322,7 +311,7 @@ static int ticket_mac(struct bkv_gateway *gw, const uint8_t *account_key, const 
     if (rc != BKV_OK)
         return rc;
     if (found) {
-        put_u64(state, rec.registration);
+        bkv_put_u64(state, rec.registration);
         state[8] = (uint8_t)(rec.attempts >> 24);
         state[9] = (uint8_t)(rec.attempts >> 16);
         state[10] = (uint8_t)(rec.attempts >> 8);
@@ -343,7 +332,7 @@ static int ticket_make(struct bkv_gateway *gw, const uint8_t *account_key,
                        uint8_t ticket[static BKV_MSG_TICKET_LEN])
 {
     uint8_t mac[BKV_HASH_LEN];
-    put_u64(ticket, (uint64_t)time(NULL) + TICKET_TTL_S);
+    bkv_put_u64(ticket, (uint64_t)time(NULL) + TICKET_TTL_S);
     int rc = ticket_mac(gw, account_key, ticket, mac);
     if (rc == BKV_OK)
         memcpy(ticket + 8, mac, BKV_MSG_TICKET_LEN - 8);
@@ -355,7 +344,7 @@ static int ticket_check(struct bkv_gateway *gw, const uint8_t *account_key,
                         const uint8_t ticket[static BKV_MSG_TICKET_LEN])
 {
     uint8_t mac[BKV_HASH_LEN];
-    uint64_t now = (uint64_t)time(NULL), expiry = get_u64(ticket);
+    uint64_t now = (uint64_t)time(NULL), expiry = bkv_get_u64(ticket);
     if (expiry < now || expiry > now + TICKET_TTL_S + 60)
         return BKV_ERR_LIMIT;
     int rc = ticket_mac(gw, account_key, ticket, mac);
@@ -753,7 +742,7 @@ static void login_ready(struct gw_req *r)
     s->max_attempts = r->max_attempts;
     s->fake = r->fake;
     s->expires_ms = now_ms() + (uint64_t)gw->c.cfg->login_timeout_s * 1000;
-    size_t b = bucket_of(s->id);
+    size_t b = bucket_of(s->account_key);
     s->next = gw->buckets[b];
     gw->buckets[b] = s;
     gw->n_sessions++;

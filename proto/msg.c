@@ -21,19 +21,6 @@
 #define WRAP_LABEL      "BKV-WRAP-K-v1"
 #define RELEASE_LABEL   "BKV-RELEASE-v1"
 
-static void put_u32(uint8_t *out, uint32_t v)
-{
-    out[0] = (uint8_t)(v >> 24);
-    out[1] = (uint8_t)(v >> 16);
-    out[2] = (uint8_t)(v >> 8);
-    out[3] = (uint8_t)v;
-}
-
-static uint32_t get_u32(const uint8_t *in)
-{
-    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
-}
-
 static int all_zero(const uint8_t *p, size_t n)
 {
     uint8_t acc = 0;
@@ -162,8 +149,8 @@ int bkv_msg_response_encode(const struct bkv_msg_response *m,
     out[1] = (uint8_t)m->type;
     out[2] = (uint8_t)m->status;
     memcpy(out + 4, m->request_id, BKV_MSG_REQUEST_ID_LEN);
-    put_u32(out + 4 + BKV_MSG_REQUEST_ID_LEN, m->attempts_left);
-    put_u32(out + 8 + BKV_MSG_REQUEST_ID_LEN, m->max_attempts);
+    bkv_put_u32(out + 4 + BKV_MSG_REQUEST_ID_LEN, m->attempts_left);
+    bkv_put_u32(out + 8 + BKV_MSG_REQUEST_ID_LEN, m->max_attempts);
     if (plen > 0)
         memcpy(out + RESP_HEADER_LEN, m->payload, plen);
     return BKV_OK;
@@ -189,8 +176,8 @@ int bkv_msg_response_decode(const uint8_t *in, size_t len, struct bkv_msg_respon
     m->type = type;
     m->status = status;
     memcpy(m->request_id, in + 4, BKV_MSG_REQUEST_ID_LEN);
-    m->attempts_left = get_u32(in + 4 + BKV_MSG_REQUEST_ID_LEN);
-    m->max_attempts = get_u32(in + 8 + BKV_MSG_REQUEST_ID_LEN);
+    m->attempts_left = bkv_get_u32(in + 4 + BKV_MSG_REQUEST_ID_LEN);
+    m->max_attempts = bkv_get_u32(in + 8 + BKV_MSG_REQUEST_ID_LEN);
     m->payload = plen > 0 ? in + RESP_HEADER_LEN : NULL;
     m->payload_len = plen;
     return BKV_OK;
@@ -251,9 +238,9 @@ int bkv_keyconfig_encode(const struct bkv_keyconfig *kc, uint8_t *out, size_t ca
     out[4] = BKV_KEYCONFIG_VERSION;
     memcpy(out + 8, kc->realm_id, BKV_MSG_REALM_ID_LEN);
     out[24] = (uint8_t)kc->ksf.kind;
-    put_u32(out + 28, kc->ksf.iterations);
-    put_u32(out + 32, kc->ksf.memory_kib);
-    put_u32(out + 36, kc->ksf.parallelism);
+    bkv_put_u32(out + 28, kc->ksf.iterations);
+    bkv_put_u32(out + 32, kc->ksf.memory_kib);
+    bkv_put_u32(out + 36, kc->ksf.parallelism);
     bkv_put_u16(out + 40, (uint16_t)olen);
     *len = KC_FIXED_LEN + olen;
     return BKV_OK;
@@ -277,8 +264,8 @@ int bkv_keyconfig_decode(const uint8_t *in, size_t len, struct bkv_keyconfig *kc
     size_t olen = bkv_get_u16(in + 40);
     if (len != KC_FIXED_LEN + olen)
         return BKV_ERR_LENGTH;
-    struct bkv_ksf ksf = {(enum bkv_ksf_kind)in[24], get_u32(in + 28), get_u32(in + 32),
-                          get_u32(in + 36)};
+    struct bkv_ksf ksf = {(enum bkv_ksf_kind)in[24], bkv_get_u32(in + 28), bkv_get_u32(in + 32),
+                          bkv_get_u32(in + 36)};
     if (ksf.kind == BKV_KSF_IDENTITY && (ksf.iterations | ksf.memory_kib | ksf.parallelism) != 0)
         return BKV_ERR_FORMAT;
     if (ksf.kind == BKV_KSF_ARGON2ID &&

@@ -14,7 +14,7 @@ int bkv_ct_equal(const void *a, const void *b, size_t n);
 /* Overwrite n bytes at p with zeros in a way the compiler keeps. NULL is fine. */
 void bkv_wipe(void *p, size_t n);
 
-/* Big-endian I2OSP for 1- and 2-byte lengths. */
+/* Big-endian integers (I2OSP / OS2IP) of 2, 4 and 8 bytes. */
 static inline void bkv_put_u16(uint8_t *out, uint16_t v)
 {
     out[0] = (uint8_t)(v >> 8);
@@ -24,6 +24,30 @@ static inline void bkv_put_u16(uint8_t *out, uint16_t v)
 static inline uint16_t bkv_get_u16(const uint8_t *in)
 {
     return (uint16_t)((uint16_t)in[0] << 8 | in[1]);
+}
+
+static inline void bkv_put_u32(uint8_t *out, uint32_t v)
+{
+    out[0] = (uint8_t)(v >> 24);
+    out[1] = (uint8_t)(v >> 16);
+    out[2] = (uint8_t)(v >> 8);
+    out[3] = (uint8_t)v;
+}
+
+static inline uint32_t bkv_get_u32(const uint8_t *in)
+{
+    return (uint32_t)in[0] << 24 | (uint32_t)in[1] << 16 | (uint32_t)in[2] << 8 | in[3];
+}
+
+static inline void bkv_put_u64(uint8_t *out, uint64_t v)
+{
+    bkv_put_u32(out, (uint32_t)(v >> 32));
+    bkv_put_u32(out + 4, (uint32_t)v);
+}
+
+static inline uint64_t bkv_get_u64(const uint8_t *in)
+{
+    return (uint64_t)bkv_get_u32(in) << 32 | bkv_get_u32(in + 4);
 }
 
 /*
