@@ -11,7 +11,8 @@
  * that is empty or longer than BKV_CMD_MAX_SEALED, or trailing bytes;
  * BKV_ERR_FORMAT for a non-zero reserved or padding byte (the ATTEMPT body is
  * all reserved), count 0, a REGISTER limit of 0 or above BKV_CMD_MAX_LIMIT,
- * or a SUCCESS for registration 0; BKV_ERR_UNSUPPORTED for an
+ * a REGISTER condition other than 0 or 1 (or condition 0 with a non-zero
+ * expect), or a SUCCESS for registration 0; BKV_ERR_UNSUPPORTED for an
  * unknown version or type; BKV_ERR_LIMIT for more commands than the caller's
  * capacity (or BKV_CMD_MAX_BATCH).
  */
@@ -56,9 +57,10 @@ static size_t body_len(const struct bkv_cmd *c, int *ok)
     switch (c->type) {
     case BKV_CMD_REGISTER:
         if (!sealed_len_ok(c->record_len) || !sealed_len_ok(c->wrapped_len) || c->record == NULL ||
-            c->wrapped == NULL || !limit_ok(c->max_attempts))
+            c->wrapped == NULL || !limit_ok(c->max_attempts) ||
+            (!c->conditional && c->registration != 0))
             break;
-        return 12 + c->record_len + c->wrapped_len;
+        return 24 + c->record_len + c->wrapped_len;
     case BKV_CMD_ATTEMPT:
         return 8;
     case BKV_CMD_SUCCESS:
@@ -116,10 +118,12 @@ int bkv_cmd_entry_encode(const struct bkv_cmd *cmds, size_t n, uint8_t *out, siz
         switch (c->type) {
         case BKV_CMD_REGISTER:
             bkv_put_u32(b, c->max_attempts);
-            bkv_put_u32(b + 4, (uint32_t)c->record_len);
-            memcpy(b + 8, c->record, c->record_len);
-            bkv_put_u32(b + 8 + c->record_len, (uint32_t)c->wrapped_len);
-            memcpy(b + 12 + c->record_len, c->wrapped, c->wrapped_len);
+            bkv_put_u32(b + 4, c->conditional ? 1 : 0);
+            bkv_put_u64(b + 8, c->registration);
+            bkv_put_u32(b + 16, (uint32_t)c->record_len);
+            memcpy(b + 20, c->record, c->record_len);
+            bkv_put_u32(b + 20 + c->record_len, (uint32_t)c->wrapped_len);
+            memcpy(b + 24 + c->record_len, c->wrapped, c->wrapped_len);
             break;
         case BKV_CMD_ATTEMPT:
             break; /* reserved(8), already zero */
@@ -142,20 +146,25 @@ static int decode_body(struct bkv_cmd *c, const uint8_t *b, size_t len)
 
     switch (c->type) {
     case BKV_CMD_REGISTER:
-        if (len < 12)
+        if (len < 24)
             return BKV_ERR_LENGTH;
-        rl = bkv_get_u32(b + 4);
-        if (!sealed_len_ok(rl) || rl > len - 12)
+        rl = bkv_get_u32(b + 16);
+        if (!sealed_len_ok(rl) || rl > len - 24)
             return BKV_ERR_LENGTH;
-        wl = bkv_get_u32(b + 8 + rl);
-        if (!sealed_len_ok(wl) || wl != len - 12 - rl)
+        wl = bkv_get_u32(b + 20 + rl);
+        if (!sealed_len_ok(wl) || wl != len - 24 - rl)
             return BKV_ERR_LENGTH;
         c->max_attempts = bkv_get_u32(b);
         if (!limit_ok(c->max_attempts))
             return BKV_ERR_FORMAT;
-        c->record = b + 8;
+        uint32_t cond = bkv_get_u32(b + 4);
+        c->registration = bkv_get_u64(b + 8);
+        if (cond > 1 || (cond == 0 && c->registration != 0))
+            return BKV_ERR_FORMAT;
+        c->conditional = (int)cond;
+        c->record = b + 20;
         c->record_len = rl;
-        c->wrapped = b + 12 + rl;
+        c->wrapped = b + 24 + rl;
         c->wrapped_len = wl;
         return BKV_OK;
     case BKV_CMD_ATTEMPT:

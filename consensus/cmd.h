@@ -7,8 +7,8 @@
  *   entry   = version(1) = 1 || reserved(3) = 0 || count(4) || command{count}
  *   command = type(1) || reserved(3) = 0 || body_len(4) || request_id(16)
  *             || account(32) || body(body_len) || zero pad to a multiple of 8
- *   body    = REGISTER: max_attempts(4) || record_len(4) || record
- *                       || wrapped_len(4) || wrapped
+ *   body    = REGISTER: max_attempts(4) || condition(4) || expect(8)
+ *                       || record_len(4) || record || wrapped_len(4) || wrapped
  *             ATTEMPT:  reserved(8) = 0
  *             SUCCESS:  registration(8)  (the index of the REGISTER it answers)
  *             DELETE:   empty
@@ -18,6 +18,14 @@
  * versions and types, trailing bytes and non-zero padding. A sealed field is
  * 1..BKV_CMD_MAX_SEALED bytes; max_attempts is 1..BKV_CMD_MAX_LIMIT (so a
  * counter of attempts + 1 never wraps); registration is never 0.
+ *
+ * A REGISTER with condition 1 is a compare-and-set: it applies only if the
+ * account's row still has registration `expect` (0: no row at all), else it
+ * is STALE and changes nothing. The gateway sends every REG_FINISH this way,
+ * with the registration its ticket was bound to at REG_INIT, so two
+ * registrations raced from one ticket, or a REG_FINISH replayed after its
+ * request id left the window, cannot replace a record they never saw.
+ * Condition 0 is unconditional (tests and tools).
  *
  * The guess limit is replicated state: a REGISTER carries the limit of the
  * leader that registered the record (bkv_raft_propose fills in the node's
@@ -69,7 +77,9 @@ struct bkv_cmd {
     uint8_t request_id[BKV_REQUEST_ID_LEN];
     uint8_t account[BKV_ACCOUNT_KEY_LEN];
     uint32_t max_attempts; /* REGISTER: the record's guess limit, 1..BKV_CMD_MAX_LIMIT */
-    uint64_t registration; /* SUCCESS: index of the REGISTER the login ran against */
+    uint64_t registration; /* SUCCESS: index of the REGISTER the login ran against;
+                            * conditional REGISTER: the row's registration it expects (0: none) */
+    int conditional;       /* REGISTER: 1 = compare-and-set on registration, 0 = unconditional */
     const uint8_t *record; /* REGISTER: sealed OPAQUE record */
     size_t record_len;
     const uint8_t *wrapped; /* REGISTER: sealed wrapped backup key */
@@ -87,7 +97,8 @@ enum bkv_cmd_status {
     BKV_CMD_DESTROYED,      /* the record is (now or already) a tombstone; no KE2, no key */
     BKV_CMD_NOT_FOUND,      /* no record for this account */
     BKV_CMD_RESET,          /* SUCCESS applied: counter back to 0, the key may be released */
-    BKV_CMD_STALE,          /* SUCCESS for a registration that has since been replaced */
+    BKV_CMD_STALE,          /* SUCCESS for a registration that has since been replaced, or a
+                             * conditional REGISTER whose expected registration is not the row's */
     BKV_CMD_DELETED,        /* DELETE applied */
 };
 

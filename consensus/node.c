@@ -55,6 +55,7 @@
 #include <raft/uv.h>
 
 #include "consensus/fsm.h"
+#include "consensus/iotap.h"
 #include "consensus/store.h"
 #include "consensus/transfer.h"
 #include "proto/err.h"
@@ -97,7 +98,7 @@ struct bkv_raft {
     struct bkv_store *store;
     struct bkv_fsm fsm;
     struct raft_uv_transport transport;
-    struct raft_io io;
+    struct bkv_iotap tap; /* tap.io is raft_uv: receive times stamped per member */
     struct raft raft;
     struct bkv_transfer_server *images; /* this node's image server (NULL: none) */
 
@@ -133,6 +134,13 @@ struct bkv_raft {
 };
 
 /* ---- helpers ---- */
+
+/* The tap's hold predicate (iotap.h): libraft is between fsm snapshot and finalize. */
+static int snapshot_taking(void *data)
+{
+    const struct bkv_fsm *f = data;
+    return f->taking;
+}
 
 static void set_err(struct bkv_raft *r, char *err, size_t err_cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -383,6 +391,7 @@ int bkv_raft_propose(struct bkv_raft *r, struct bkv_raft_propose *req, const str
             copy[i].record = copy[i].wrapped = NULL;
             copy[i].record_len = copy[i].wrapped_len = 0;
             copy[i].max_attempts = 0;
+            copy[i].conditional = 0;
             continue;
         }
         /* The limit is replicated with the record (cmd.h): default to ours. */
@@ -648,15 +657,16 @@ static void describe_unavailable(struct bkv_raft *r, const char *what)
     len = (size_t)snprintf(r->errmsg, sizeof(r->errmsg), "raft: %s: %s", r->cfg.data_dir, what);
     if (rmsg != NULL && rmsg[0] != '\0' && len < sizeof(r->errmsg))
         len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, ": %s", rmsg);
-    if (r->io.errmsg[0] != '\0' && len < sizeof(r->errmsg))
-        len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; io: %s", r->io.errmsg);
+    if (r->tap.io.errmsg[0] != '\0' && len < sizeof(r->errmsg))
+        len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; io: %s",
+                                r->tap.io.errmsg);
     if (smsg != NULL && smsg[0] != '\0' && len < sizeof(r->errmsg))
         len += (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; %s", smsg);
     if (r->fsm.errmsg[0] != '\0' && len < sizeof(r->errmsg))
         len +=
             (size_t)snprintf(r->errmsg + len, sizeof(r->errmsg) - len, "; fsm: %s", r->fsm.errmsg);
     if (len < sizeof(r->errmsg) &&
-        (mentions_nospace(rmsg) || mentions_nospace(r->io.errmsg) || mentions_nospace(smsg)))
+        (mentions_nospace(rmsg) || mentions_nospace(r->tap.io.errmsg) || mentions_nospace(smsg)))
         snprintf(r->errmsg + len, sizeof(r->errmsg) - len, " (disk full)");
 }
 
@@ -927,19 +937,20 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
         rc = map_raft(rv, r->transport.errmsg);
         goto err_images;
     }
-    rv = raft_uv_init(&r->io, loop, r->raft_dir, &r->transport);
+    rv = raft_uv_init(&r->tap.io, loop, r->raft_dir, &r->transport);
     if (rv != 0) {
         set_err(r, err, err_cap, "raft: io init %s: %s", r->raft_dir,
-                r->io.errmsg[0] != '\0' ? r->io.errmsg : raft_strerror(rv));
-        rc = map_raft(rv, r->io.errmsg);
+                r->tap.io.errmsg[0] != '\0' ? r->tap.io.errmsg : raft_strerror(rv));
+        rc = map_raft(rv, r->tap.io.errmsg);
         goto err_transport;
     }
     /* Snapshots stay file-mapped (fsm.h); a no-op on 0.22, which never compresses. */
-    raft_uv_set_snapshot_compression(&r->io, false);
+    raft_uv_set_snapshot_compression(&r->tap.io, false);
     /* A corrupt log tail is an operator's problem, never silently dropped. */
-    raft_uv_set_auto_recovery(&r->io, false);
+    raft_uv_set_auto_recovery(&r->tap.io, false);
 
-    rv = raft_init(&r->raft, &r->io, &r->fsm.raft, cfg->id, cfg->address);
+    bkv_iotap_init(&r->tap, loop, snapshot_taking, &r->fsm);
+    rv = raft_init(&r->raft, &r->tap.io, &r->fsm.raft, cfg->id, cfg->address);
     if (rv != 0) {
         set_err(r, err, err_cap, "raft: init %s: %s", r->raft_dir,
                 raft_errmsg(&r->raft)[0] != '\0' ? raft_errmsg(&r->raft) : raft_strerror(rv));
@@ -968,7 +979,7 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
     return BKV_OK;
 
 err_io:
-    raft_uv_close(&r->io);
+    raft_uv_close(&r->tap.io);
 err_transport:
     raft_uv_tcp_close(&r->transport);
 err_images:
@@ -1051,8 +1062,8 @@ int bkv_raft_bootstrap(struct bkv_raft *r)
     }
     if (rv != 0) {
         set_err(r, NULL, 0, "raft: bootstrap %s: %s: %s", r->raft_dir, raft_strerror(rv),
-                r->io.errmsg);
-        return map_raft(rv, r->io.errmsg);
+                r->tap.io.errmsg);
+        return map_raft(rv, r->tap.io.errmsg);
     }
     return BKV_OK;
 }
@@ -1107,7 +1118,7 @@ static void raft_closed_cb(struct raft *raft)
         r->barriers = b->next;
         free(b);
     }
-    raft_uv_close(&r->io);
+    raft_uv_close(&r->tap.io);
     raft_uv_tcp_close(&r->transport);
     bkv_transfer_stop(r->images);
     r->images = NULL;
@@ -1186,6 +1197,7 @@ void bkv_raft_info(struct bkv_raft *r, struct bkv_raft_info *out)
     out->images_fetched = r->fsm.fetches;
     out->images_served = bkv_transfer_served(r->images);
     out->image_size = r->fsm.image_size;
+    out->installs_held = r->tap.n_held;
     if (raft_state(&r->raft) == RAFT_LEADER) {
         out->leader_contact_ms = 0;
     } else if (raft_state(&r->raft) == RAFT_FOLLOWER) {
@@ -1386,6 +1398,7 @@ size_t bkv_raft_servers(struct bkv_raft *r, struct bkv_raft_server *out, size_t 
         if (leader && raft_match_index(&r->raft, s->id, &match) == 0) {
             o->has_match = 1;
             o->match_index = match;
+            o->contact_ms = s->id == r->cfg.id ? 0 : bkv_iotap_since(&r->tap, s->id);
         }
     }
     return n;

@@ -149,6 +149,7 @@ struct bkv_raft_info {
     unsigned long images_fetched;     /* of them, images fetched from a member */
     unsigned long images_served;      /* images sent to members by this node's server */
     uint64_t image_size;              /* bytes of the latest image taken or installed */
+    unsigned long installs_held;      /* InstallSnapshots kept back during a snapshot (iotap.h) */
     /* A follower: ms since it last heard from the leader (libraft's election timer start);
      * 0 on the leader itself; UINT64_MAX when it is neither and knows no leader. */
     uint64_t leader_contact_ms;
@@ -167,6 +168,9 @@ struct bkv_raft_server {
     enum bkv_raft_member_role role;
     int has_match;        /* 1 on the leader: match_index is the follower's progress */
     uint64_t match_index; /* the highest entry known replicated on it */
+    /* On the leader: ms since it last received a message from this member (0 for
+     * itself, UINT64_MAX if none since this process started). */
+    uint64_t contact_ms;
 };
 
 /* Copy the current configuration (at most cap servers) into out; returns the count. */

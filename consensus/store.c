@@ -489,6 +489,14 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
                     (unsigned long)c->max_attempts);
             return BKV_ERR_INVALID;
         }
+        if (c->conditional && (r.found ? r.registration : 0) != c->registration) {
+            /* A compare-and-set that lost (cmd.h): nothing changes. */
+            res->status = BKV_CMD_STALE;
+            res->attempts = r.attempts;
+            res->registration = r.found ? r.registration : 0;
+            res->max_attempts = r.max_attempts;
+            break;
+        }
         st = s->st[ST_REC_PUT];
         bind_blob(st, 1, c->account, BKV_ACCOUNT_KEY_LEN);
         sqlite3_bind_int64(st, 2, (sqlite3_int64)index);

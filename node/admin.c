@@ -193,6 +193,10 @@ static json_t *status_doc(struct bkv_admin *a)
                                 json_integer((json_int_t)(info.last_index > srv[i].match_index
                                                               ? info.last_index - srv[i].match_index
                                                               : 0)));
+            json_object_set_new(o, "last_contact_ms",
+                                srv[i].contact_ms == UINT64_MAX
+                                    ? json_null()
+                                    : json_integer((json_int_t)srv[i].contact_ms));
         }
         json_array_append_new(members, o);
     }
@@ -345,6 +349,9 @@ static void metrics(struct bkv_admin *a, struct text *t)
     family(t, "bkv_raft_snapshots_restored_total", "counter",
            "Snapshot images installed into the store since start.");
     put(t, "bkv_raft_snapshots_restored_total %lu\n", info.snapshots_restored);
+    family(t, "bkv_raft_installs_held_total", "counter",
+           "InstallSnapshot messages held back while a snapshot was being taken.");
+    put(t, "bkv_raft_installs_held_total %lu\n", info.installs_held);
 
     family(t, "bkv_hsm_operations_total", "counter", "HSM operations, by kind.");
     for (size_t i = 0; i < BKV_HSM_OP__N; i++)

@@ -30,7 +30,8 @@ struct member {
     char admin[128];
     int reachable, ready;
     char role[32];
-    long long applied, commit, term, leader, contact; /* contact: ms, -1 unknown */
+    long long applied, commit, term, leader;
+    long long contact; /* ms since the leader last heard from it (its status page); -1 unknown */
     char reason[300];
 };
 
@@ -39,7 +40,8 @@ static const char usage_text[] =
     "\n"
     "Draws the cluster: every member (from the first node's /v1/status) by data\n"
     "center, with its role, applied index, lag behind the leader's commit index,\n"
-    "and health (/readyz). --admin is any node's admin address.\n"
+    "how long ago the leader last heard from it, and health (/readyz). --admin is\n"
+    "any node's admin address.\n"
     "Exit status: 0 with a ready leader, 3 without one, 1 when the first node\n"
     "cannot be read, 2 for a usage error.\n";
 
@@ -68,6 +70,25 @@ static void copy_str(char *dst, size_t cap, json_t *v)
     snprintf(dst, cap, "%s", json_is_string(v) ? json_string_value(v) : "?");
 }
 
+/* The leader's last contact with each member, from its status page. */
+static void read_contacts(const char *leader_admin, struct member *ms, size_t n,
+                          unsigned timeout_ms)
+{
+    char err[256];
+    int status = 0;
+    size_t i;
+    json_t *m, *st = get_json(leader_admin, "/v1/status", timeout_ms, &status, err, sizeof(err));
+    json_array_foreach(json_object_get(st, "members"), i, m)
+    {
+        json_t *c = json_object_get(m, "last_contact_ms");
+        long long id = json_integer_value(json_object_get(m, "id"));
+        for (size_t j = 0; j < n && json_is_integer(c); j++)
+            if (ms[j].id == id)
+                ms[j].contact = json_integer_value(c);
+    }
+    json_decref(st);
+}
+
 static void read_member(struct member *m, unsigned timeout_ms)
 {
     char err[256];
@@ -87,8 +108,6 @@ static void read_member(struct member *m, unsigned timeout_ms)
     m->commit = json_integer_value(json_object_get(st, "commit_index"));
     m->term = json_integer_value(json_object_get(st, "term"));
     m->leader = json_integer_value(json_object_get(json_object_get(st, "leader"), "id"));
-    json_t *contact = json_object_get(st, "leader_contact_ms");
-    m->contact = json_is_integer(contact) ? json_integer_value(contact) : -1;
     json_decref(st);
     json_t *rd = get_json(m->admin, "/readyz", timeout_ms, &status, err, sizeof(err));
     m->ready = rd != NULL && status == 200;
@@ -161,9 +180,13 @@ int bkv_admin_status_main(int argc, char **argv)
         }
     }
     const struct member *lm = NULL;
-    for (i = 0; i < n; i++)
+    for (i = 0; i < n; i++) {
+        ms[i].contact = -1;
         if (ms[i].id == leader)
             lm = &ms[i];
+    }
+    if (lm != NULL)
+        read_contacts(lm->admin, ms, n, timeout_ms);
     if (lm != NULL)
         printf("cluster: %zu members, leader node %lld (%s), term %lld, commit index %lld\n", n,
                leader, lm->dc, term, commit);

@@ -120,7 +120,8 @@ struct gw_req {
     uint8_t sealed_wrapped[SEALED_WRAPPED_LEN];
     size_t sealed_wrapped_len;
     int fake;
-    int login_slot; /* counted in gw->logins_inflight */
+    enum bkv_msg_status decoy; /* non-zero: a decoy KE2 is computed, then this is answered */
+    int login_slot;            /* counted in gw->logins_inflight */
     uint32_t attempts;
     uint64_t registration;
     struct bkv_opaque_login_server login;    /* secret */
@@ -300,9 +301,13 @@ static void seal_aad(const char *label, const uint8_t account_key[static BKV_ACC
 
 #define TICKET_TTL_S 600
 
-/* mac = HMAC(ticket key, label || account key || expiry || the account's row state). */
+/*
+ * mac = HMAC(ticket key, label || account key || expiry || the account's row state);
+ * *registration is the row's registration (0: no row), which REG_FINISH's REGISTER
+ * then expects (a compare-and-set in the state machine, consensus/cmd.h).
+ */
 static int ticket_mac(struct bkv_gateway *gw, const uint8_t *account_key, const uint8_t *expiry,
-                      uint8_t mac[static BKV_HASH_LEN])
+                      uint8_t mac[static BKV_HASH_LEN], uint64_t *registration)
 {
     struct bkv_store_record rec;
     int found = 0;
@@ -310,6 +315,7 @@ static int ticket_mac(struct bkv_gateway *gw, const uint8_t *account_key, const 
     int rc = bkv_store_get(bkv_raft_store(gw->c.raft), account_key, &rec, &found);
     if (rc != BKV_OK)
         return rc;
+    *registration = found ? rec.registration : 0;
     if (found) {
         bkv_put_u64(state, rec.registration);
         state[8] = (uint8_t)(rec.attempts >> 24);
@@ -332,22 +338,26 @@ static int ticket_make(struct bkv_gateway *gw, const uint8_t *account_key,
                        uint8_t ticket[static BKV_MSG_TICKET_LEN])
 {
     uint8_t mac[BKV_HASH_LEN];
+    uint64_t registration;
     bkv_put_u64(ticket, (uint64_t)time(NULL) + TICKET_TTL_S);
-    int rc = ticket_mac(gw, account_key, ticket, mac);
+    int rc = ticket_mac(gw, account_key, ticket, mac, &registration);
     if (rc == BKV_OK)
         memcpy(ticket + 8, mac, BKV_MSG_TICKET_LEN - 8);
     return rc;
 }
 
-/* BKV_OK if the ticket is unexpired and the account's row is as it was at REG_INIT. */
+/*
+ * BKV_OK if the ticket is unexpired and the account's row is as it was at REG_INIT;
+ * *registration is then that row's registration (0: no row).
+ */
 static int ticket_check(struct bkv_gateway *gw, const uint8_t *account_key,
-                        const uint8_t ticket[static BKV_MSG_TICKET_LEN])
+                        const uint8_t ticket[static BKV_MSG_TICKET_LEN], uint64_t *registration)
 {
     uint8_t mac[BKV_HASH_LEN];
     uint64_t now = (uint64_t)time(NULL), expiry = bkv_get_u64(ticket);
     if (expiry < now || expiry > now + TICKET_TTL_S + 60)
         return BKV_ERR_LIMIT;
-    int rc = ticket_mac(gw, account_key, ticket, mac);
+    int rc = ticket_mac(gw, account_key, ticket, mac, registration);
     if (rc != BKV_OK)
         return rc;
     return bkv_ct_equal(mac, ticket + 8, BKV_MSG_TICKET_LEN - 8) ? BKV_OK : BKV_ERR_MAC;
@@ -615,6 +625,9 @@ static void after_register(struct bkv_raft_propose *p, int status, const struct 
     } else if (res[0].status == BKV_CMD_REGISTERED) {
         r->status = BKV_MSG_OK;
         r->max_attempts = r->attempts_left = res[0].max_attempts;
+    } else if (res[0].status == BKV_CMD_STALE) {
+        /* Another registration of the account committed after this ticket's REG_INIT. */
+        inner_status(r, BKV_MSG_SESSION_UNKNOWN);
     } else {
         inner_status(r, BKV_MSG_UNAVAILABLE);
     }
@@ -631,6 +644,23 @@ static void after_delete(struct bkv_raft_propose *p, int status, const struct bk
     else
         inner_status(r, res[0].status == BKV_CMD_DELETED ? BKV_MSG_OK : BKV_MSG_NOT_REGISTERED);
     finish(r);
+}
+
+/*
+ * The login work of a live record on the fake record: the same store read, then
+ * the KE2 stage. decoy BKV_MSG_OK sends the fake KE2 (an unknown account);
+ * any other status throws it away and answers that status.
+ */
+static void login_fake(struct gw_req *r, enum bkv_msg_status decoy)
+{
+    struct bkv_store_record rec;
+    int found = 0;
+    if (bkv_store_get(bkv_raft_store(r->gw->c.raft), r->account_key, &rec, &found) == BKV_OK &&
+        found)
+        bkv_store_record_free(&rec);
+    r->fake = 1;
+    r->decoy = decoy;
+    queue(r, ST_LOGIN);
 }
 
 static void after_attempt(struct bkv_raft_propose *p, int status, const struct bkv_cmd_result *res,
@@ -683,24 +713,19 @@ static void after_attempt(struct bkv_raft_propose *p, int status, const struct b
         r->attempts_left = r->max_attempts > r->attempts ? r->max_attempts - r->attempts : 0;
         queue(r, ST_LOGIN);
         return;
-    case BKV_CMD_NOT_FOUND: {
+    case BKV_CMD_NOT_FOUND:
         /* An unknown account: the same commit, the same read and unseal (of a dummy), then a
          * fake KE2 of the same form. */
-        struct bkv_store_record rec;
-        int found = 0;
-        if (bkv_store_get(bkv_raft_store(gw->c.raft), r->account_key, &rec, &found) == BKV_OK &&
-            found)
-            bkv_store_record_free(&rec);
-        r->fake = 1;
         r->max_attempts = gw->c.cfg->max_attempts;
         r->attempts = 1;
         r->attempts_left = r->max_attempts - 1;
-        queue(r, ST_LOGIN);
+        login_fake(r, BKV_MSG_OK);
         return;
-    }
     case BKV_CMD_DESTROYED:
-        inner_status(r, BKV_MSG_DESTROYED);
-        break;
+        /* A destroyed record: the same read and the same KE2 work as a live login (a decoy,
+         * thrown away), then DESTROYED, so a router timing answers cannot tell them apart. */
+        login_fake(r, BKV_MSG_DESTROYED);
+        return;
     default:
         inner_status(r, BKV_MSG_UNAVAILABLE);
         break;
@@ -712,6 +737,12 @@ static void after_attempt(struct bkv_raft_propose *p, int status, const struct b
 static void login_ready(struct gw_req *r)
 {
     struct bkv_gateway *gw = r->gw;
+    if (r->decoy != 0) {
+        bkv_opaque_login_server_wipe(&r->login);
+        inner_status(r, r->decoy);
+        finish(r);
+        return;
+    }
     if (r->status != BKV_MSG_OK) {
         finish(r);
         return;
@@ -876,7 +907,8 @@ static void after_open(struct gw_req *r)
         return;
     case BKV_MSG_REG_FINISH:
         rc = ticket_check(gw, r->account_key,
-                          r->msg.payload + BKV_OPAQUE_RECORD_LEN + BKV_MSG_WRAPPED_LEN);
+                          r->msg.payload + BKV_OPAQUE_RECORD_LEN + BKV_MSG_WRAPPED_LEN,
+                          &r->cmd.registration);
         if (rc != BKV_OK) {
             /* Expired, or the account changed since REG_INIT (or an old REG_FINISH replayed). */
             inner_status(r, rc == BKV_ERR_MAC || rc == BKV_ERR_LIMIT ? BKV_MSG_SESSION_UNKNOWN
@@ -884,6 +916,7 @@ static void after_open(struct gw_req *r)
             finish(r);
             return;
         }
+        r->cmd.conditional = 1; /* applies only to the row the ticket saw */
         r->cmd.record = r->sealed_record;
         r->cmd.record_len = r->sealed_record_len;
         r->cmd.wrapped = r->sealed_wrapped;

@@ -47,7 +47,10 @@ check "status: state hash is 64 hex" '[ "$(field "len(d[\"store\"][\"state_hash\
 check "status: HSM token" '[ "$(field "d[\"hsm\"][\"token\"]")" = "node-$leader" ]'
 check "status: HSM state ok" '[ "$(field "d[\"hsm\"][\"state\"]")" = ok ]'
 check "status: version and uptime" '[ "$(field "d[\"version\"] != \"\" and d[\"uptime_s\"] >= 0")" = True ]'
+check "status: the leader's own last contact is 0" '[ "$(field "[m[\"last_contact_ms\"] for m in d[\"members\"] if m[\"id\"] == $leader]")" = "[0]" ]'
+check "status: the leader heard from both followers within 2 s" '[ "$(field "sorted(0 <= m[\"last_contact_ms\"] < 2000 for m in d[\"members\"] if m[\"id\"] != $leader)")" = "[True, True]" ]'
 admin "$follower" /v1/status >/dev/null
+check "status on a follower: no per-member contact (only the leader knows it)" '[ "$(field "any(\"last_contact_ms\" in m for m in d[\"members\"])")" = False ]'
 check "status on a follower: it heard from the leader within 2 s" '[ "$(field "0 <= d[\"leader_contact_ms\"] < 2000")" = True ]'
 check "status on a follower: role and leader" '[ "$(field "d[\"role\"]")" = follower ] && [ "$(field "d[\"leader\"][\"id\"]")" = "$leader" ]'
 
@@ -55,6 +58,7 @@ check "status on a follower: role and leader" '[ "$(field "d[\"role\"]")" = foll
 "$build/node/bkv-admin" status --admin "127.0.0.1:$((base + 201))" >"$work/drawn" 2>&1 && rc=0 || rc=$?
 check "bkv-admin status exits 0 with a ready leader" '[ "$rc" = 0 ]'
 check "bkv-admin status names the leader" 'grep -q "leader node $leader" "$work/drawn"'
+check "bkv-admin status shows the leader's last contact with every node" '[ "$(grep -cE " contact [0-9]+ms " "$work/drawn")" = 3 ]'
 check "bkv-admin status draws three ready nodes in three DCs" '[ "$(grep -c " ready$" "$work/drawn")" = 3 ] && [ "$(grep -c "^dc-" "$work/drawn")" = 3 ]'
 
 # Requests move the counters.
@@ -78,6 +82,21 @@ check "metrics: request latency histogram counts" '[ "$(metric "bkv_request_dura
 check "metrics: commit histogram counts" '[ "$(metric bkv_commit_duration_seconds_count)" -ge 4 ]'
 check "metrics: HSM operations counted" '[ "$(metric "bkv_hsm_operations_total{op=\"decap\"}")" -ge 6 ]'
 check "metrics: raft role gauge" '[ "$(metric "bkv_raft_role{role=\"leader\"}")" = 1 ]'
+# A destroyed record's login does a live login's HSM work (a decoy) before it answers.
+bash "$here/scripts/cluster.sh" token --dir "$work/c" --account dave >"$work/dtoken" 2>/dev/null
+chmod 600 "$work/dtoken"
+dconn=(--router "$BKV_ROUTER" --fingerprint "$BKV_FINGERPRINT" --account dave --token-file "$work/dtoken")
+$bkv register "${dconn[@]}" --key-file "$work/key" --password-file "$work/pw" >/dev/null
+for _ in 1 2 3; do $bkv recover "${dconn[@]}" --password-file "$work/wpw" --out "$work/k3" >/dev/null 2>&1 || true; done
+unseals=$(metric 'bkv_hsm_operations_total{op="unseal"}')
+$bkv recover "${dconn[@]}" --password-file "$work/pw" --out "$work/k3" >/dev/null 2>&1 && rc=0 || rc=$?
+check "a destroyed record answers DESTROYED (exit 3)" '[ "$rc" = 3 ]'
+check "after the same HSM unseal a live login does" '[ "$(metric "bkv_hsm_operations_total{op=\"unseal\"}")" = $((unseals + 1)) ]'
+# Registering again over the tombstone (the REGISTER expects the tombstone's registration).
+$bkv register "${dconn[@]}" --key-file "$work/key" --password-file "$work/pw" >/dev/null && rc=0 || rc=$?
+check "a destroyed account registers a new key" '[ "$rc" = 0 ]'
+$bkv recover "${dconn[@]}" --password-file "$work/pw" --out "$work/k4" >/dev/null 2>&1 && rc=0 || rc=$?
+check "and recovers it" '[ "$rc" = 0 ] && cmp -s "$work/key" "$work/k4"'
 curl -sS "http://127.0.0.1:$((base + 200 + leader))/metrics" >"$work/metrics.txt"
 if promtool check metrics <"$work/metrics.txt" >"$work/promtool.out" 2>&1; then
     ok "promtool check metrics passes"
@@ -113,8 +132,19 @@ else
 fi
 mv "$work/c/node-$third/hsm/tokens.gone" "$work/c/node-$third/hsm/tokens"
 
-# /readyz flips when a node loses its leader: stop the other two nodes.
-for i in 1 2 3; do [ "$i" = "$follower" ] || bash "$here/scripts/cluster.sh" kill --dir "$work/c" --node "$i"; done
+# The leader's last contact with a stopped member grows; the live one stays fresh.
+bash "$here/scripts/cluster.sh" kill --dir "$work/c" --node "$third"
+contact() { admin "$leader" /v1/status >/dev/null && field "[m.get(\"last_contact_ms\") for m in d[\"members\"] if m[\"id\"] == $1][0]"; }
+contact_over() { local v; v=$(contact "$1") && [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge "$2" ]; }
+if wait_until 15 contact_over "$third" 3000; then
+    ok "the leader's last contact with a stopped member passes 3 s"
+    check "while its last contact with the live follower stays under 2 s" '[ "$(contact "$follower")" -lt 2000 ]'
+else
+    bad "the leader's last contact with stopped node $third stayed at $(contact "$third")"
+fi
+
+# /readyz flips when a node loses its leader: stop the leader as well.
+bash "$here/scripts/cluster.sh" kill --dir "$work/c" --node "$leader"
 if wait_until 15 bash -c "[ \$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:$((base + 200 + follower))/readyz) = 503 ]"; then
     ok "/readyz is 503 once the node has lost its leader"
     admin "$follower" /readyz >/dev/null || true

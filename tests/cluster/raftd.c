@@ -348,11 +348,11 @@ static void do_status(struct server *srv, struct op *o)
              "id=%" PRIu64 " role=%s term=%" PRIu64 " applied=%" PRIu64 " commit=%" PRIu64
              " last=%" PRIu64 " store_applied=%" PRIu64 " leader=%" PRIu64 " live=%" PRIu64
              " tombstones=%" PRIu64 " snapshots=%lu restored=%lu fetched=%lu served=%lu"
-             " image_size=%" PRIu64 " hash=%s",
+             " held=%lu image_size=%" PRIu64 " hash=%s",
              srv->cfg.id, role_name(bkv_raft_role(srv->raft)), info.term, info.applied_index,
              info.commit_index, info.last_index, bkv_store_applied_index(st), leader, live, tomb,
              info.snapshots_taken, info.snapshots_restored, info.images_fetched, info.images_served,
-             info.image_size, hex);
+             info.installs_held, info.image_size, hex);
 }
 
 static void do_counter(struct server *srv, struct op *o, const char *acct_hex)

@@ -31,6 +31,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_CHECK(c->wrapped_len >= 1 && c->wrapped_len <= BKV_CMD_MAX_SEALED);
             FUZZ_CHECK(c->record >= data && c->record + c->record_len <= data + size);
             FUZZ_CHECK(c->wrapped >= data && c->wrapped + c->wrapped_len <= data + size);
+            FUZZ_CHECK(c->conditional == 0 || c->conditional == 1);
+            FUZZ_CHECK(c->conditional || c->registration == 0);
         }
         if (c->type == BKV_CMD_SUCCESS)
             FUZZ_CHECK(c->registration != 0);

@@ -302,6 +302,12 @@ static void gen_cmd(void)
     GEN(bkv_cmd_entry_encode(&c[0], 1, buf, sizeof(buf), &n));
     put("fuzz_cmd", "register", -1, buf, n);
     put("fuzz_cmd", "edge-register-truncated", -1, buf, n - 8);
+    c[0].conditional = 1; /* the gateway's compare-and-set form */
+    c[0].registration = 7;
+    GEN(bkv_cmd_entry_encode(&c[0], 1, buf, sizeof(buf), &n));
+    put("fuzz_cmd", "register-conditional", -1, buf, n);
+    c[0].conditional = 0;
+    c[0].registration = 0;
     GEN(bkv_cmd_entry_encode(&c[1], 1, buf, sizeof(buf), &n));
     put("fuzz_cmd", "attempt", -1, buf, n);
     GEN(bkv_cmd_entry_encode(&c[2], 1, buf, sizeof(buf), &n));

@@ -50,6 +50,7 @@ static void assert_same(const struct bkv_cmd *a, const struct bkv_cmd *b)
     CU_ASSERT_EQUAL(memcmp(a->account, b->account, sizeof(a->account)), 0);
     CU_ASSERT_EQUAL(a->max_attempts, b->max_attempts);
     CU_ASSERT_EQUAL(a->registration, b->registration);
+    CU_ASSERT_EQUAL(a->conditional, b->conditional);
     CU_ASSERT_EQUAL(a->record_len, b->record_len);
     CU_ASSERT_EQUAL(a->wrapped_len, b->wrapped_len);
     if (a->record_len == b->record_len && a->record_len > 0)
@@ -135,8 +136,27 @@ static void test_layout(void)
         uint8_t rbuf[512];
 
         CU_ASSERT_EQUAL(bkv_cmd_entry_encode(&reg, 1, rbuf, sizeof(rbuf), &len), BKV_OK);
-        CU_ASSERT_EQUAL(rbuf[8 + 56 + 3], 11); /* max_attempts first in the body */
-        CU_ASSERT_EQUAL(rbuf[8 + 56 + 7], 78); /* then record_len */
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 3], 11);  /* max_attempts first in the body */
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 7], 0);   /* then the condition: unconditional */
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 19], 78); /* expect(8), then record_len */
+        reg.conditional = 1;
+        reg.registration = 0x0a0b;
+        CU_ASSERT_EQUAL(bkv_cmd_entry_encode(&reg, 1, rbuf, sizeof(rbuf), &len), BKV_OK);
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 7], 1);
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 14], 0x0a);
+        CU_ASSERT_EQUAL(rbuf[8 + 56 + 15], 0x0b);
+        struct bkv_cmd back;
+        size_t nb = 0;
+        CU_ASSERT_EQUAL(bkv_cmd_entry_decode(rbuf, len, &back, 1, &nb), BKV_OK);
+        CU_ASSERT_EQUAL(nb, 1);
+        assert_same(&reg, &back);
+        reg.conditional = 1;
+        reg.registration = 0; /* expects no row: valid too */
+        CU_ASSERT_EQUAL(bkv_cmd_entry_encode(&reg, 1, rbuf, sizeof(rbuf), &len), BKV_OK);
+        CU_ASSERT_EQUAL(bkv_cmd_entry_decode(rbuf, len, &back, 1, &nb), BKV_OK);
+        CU_ASSERT_EQUAL(back.conditional, 1);
+        rbuf[8 + 56 + 7] = 2; /* no condition 2 */
+        CU_ASSERT_EQUAL(bkv_cmd_entry_decode(rbuf, len, &back, 1, &nb), BKV_ERR_FORMAT);
     }
     /* every length is a multiple of 8, from 1 to 2 * MAX_SEALED bytes */
     for (size_t rl = 1; rl <= 64; rl++) {
@@ -216,7 +236,7 @@ static size_t reserved_offsets(const struct bkv_cmd cmds[4], size_t *offs)
         offs[k++] = i;
     for (int c = 0; c < 4; c++) {
         size_t body = cmds[c].type == BKV_CMD_REGISTER
-                          ? 12 + cmds[c].record_len + cmds[c].wrapped_len
+                          ? 24 + cmds[c].record_len + cmds[c].wrapped_len
                       : cmds[c].type == BKV_CMD_DELETE ? 0
                                                        : 8;
         size_t end = off + 56 + body, padded = off + ((56 + body + 7) & ~(size_t)7);
@@ -226,6 +246,11 @@ static size_t reserved_offsets(const struct bkv_cmd cmds[4], size_t *offs)
         if (cmds[c].type == BKV_CMD_ATTEMPT)
             for (size_t i = 0; i < 8; i++)
                 offs[k++] = off + 56 + i;
+        /* an unconditional REGISTER: the condition's high bytes, and expect (must be 0) */
+        if (cmds[c].type == BKV_CMD_REGISTER)
+            for (size_t i = 4; i < 16; i++)
+                if (i != 7)
+                    offs[k++] = off + 56 + i;
         for (size_t i = end; i < padded; i++)
             offs[k++] = i;
         off = padded;
@@ -236,7 +261,7 @@ static size_t reserved_offsets(const struct bkv_cmd cmds[4], size_t *offs)
 static void test_reserved_and_padding(void)
 {
     struct bkv_cmd cmds[4];
-    size_t len, n, offs[64], k, flipped = 0;
+    size_t len, n, offs[96], k, flipped = 0;
     uint8_t *buf = sample(&len, cmds);
 
     k = reserved_offsets(cmds, offs);
@@ -300,21 +325,21 @@ static void test_bad_lengths_and_values(void)
     free(buf);
     /* same body, split as MAX + 1 and MAX - 1 bytes, then MAX - 1 and MAX + 1 */
     buf = encode(&c, 1, &len);
-    put32(buf + 68, BKV_CMD_MAX_SEALED + 1);
-    put32(buf + 68 + 4 + BKV_CMD_MAX_SEALED + 1, BKV_CMD_MAX_SEALED - 1);
+    put32(buf + 80, BKV_CMD_MAX_SEALED + 1);
+    put32(buf + 80 + 4 + BKV_CMD_MAX_SEALED + 1, BKV_CMD_MAX_SEALED - 1);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
-    put32(buf + 68, BKV_CMD_MAX_SEALED - 1);
-    put32(buf + 68 + 4 + BKV_CMD_MAX_SEALED - 1, BKV_CMD_MAX_SEALED + 1);
+    put32(buf + 80, BKV_CMD_MAX_SEALED - 1);
+    put32(buf + 80 + 4 + BKV_CMD_MAX_SEALED - 1, BKV_CMD_MAX_SEALED + 1);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
     free(buf);
 
     buf = sample(&len, cmds);
     /* REGISTER record_len 0, or pointing past the body */
-    put32(buf + 68, 0);
+    put32(buf + 80, 0);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
-    put32(buf + 68, (uint32_t)cmds[0].record_len + 1);
+    put32(buf + 80, (uint32_t)cmds[0].record_len + 1);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_LENGTH);
-    put32(buf + 68, (uint32_t)cmds[0].record_len);
+    put32(buf + 80, (uint32_t)cmds[0].record_len);
     CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_OK);
     /* REGISTER max_attempts 0 or above the cap (so attempts + 1 never wraps) */
     put32(buf + 64, 0);

@@ -248,6 +248,44 @@ static void test_every_result(void)
     teardown();
 }
 
+/* A conditional REGISTER applies only to the row it expects (cmd.h): a compare-and-set. */
+static void test_register_compare_and_set(void)
+{
+    struct bkv_cmd c;
+    struct bkv_store_record rec;
+    int found;
+
+    setup();
+    c = cmd(BKV_CMD_REGISTER, 1);
+    c.conditional = 1;
+    c.registration = 7; /* expects a row, there is none */
+    EXPECT(apply1(1, &c), BKV_CMD_STALE, 0, 0);
+    rec = get(1, &found);
+    CU_ASSERT_EQUAL(found, 0);
+    c.registration = 0; /* expects no row: applies */
+    c.request_id[0] ^= 1;
+    EXPECT(apply1(2, &c), BKV_CMD_REGISTERED, 0, 2);
+    /* a second registration raced from the same REG_INIT (expects no row) loses */
+    c.request_id[0] ^= 2;
+    EXPECT(apply1(3, &c), BKV_CMD_STALE, 0, 2);
+    c = cmd(BKV_CMD_ATTEMPT, 1);
+    EXPECT(apply1(4, &c), BKV_CMD_COUNTED, 1, 2);
+    /* the one that saw registration 2 replaces it, and resets the counter */
+    c = cmd(BKV_CMD_REGISTER, 1);
+    c.conditional = 1;
+    c.registration = 2;
+    EXPECT(apply1(5, &c), BKV_CMD_REGISTERED, 0, 5);
+    /* an old REG_FINISH (it saw registration 2) replayed under a new request id loses */
+    c.request_id[0] ^= 4;
+    EXPECT(apply1(6, &c), BKV_CMD_STALE, 0, 5);
+    rec = get(1, &found);
+    CU_ASSERT_EQUAL(found, 1);
+    CU_ASSERT_EQUAL(rec.registration, 5);
+    CU_ASSERT_EQUAL(rec.live, 1);
+    bkv_store_record_free(&rec);
+    teardown();
+}
+
 static void test_limit_exactly(void)
 {
     struct bkv_cmd c;
@@ -1001,6 +1039,7 @@ static CU_TestInfo tests[] = {
     {"open: fresh, foreign schema, junk, missing directory", test_open},
     {"every result of every command", test_every_result},
     {"the guess limit exactly", test_limit_exactly},
+    {"a conditional REGISTER is a compare-and-set", test_register_compare_and_set},
     {"replayed request ids, also in one batch", test_replayed_ids},
     {"request ids are remembered for the window", test_request_window},
     {"re-applying an applied index after a restart", test_reapply_after_restart},
