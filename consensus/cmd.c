@@ -139,32 +139,38 @@ int bkv_cmd_entry_encode(const struct bkv_cmd *cmds, size_t n, uint8_t *out, siz
     return BKV_OK;
 }
 
-/* Decode the body of c (type already set) from b[0..len-1], all of it. */
-static int decode_body(struct bkv_cmd *c, const uint8_t *b, size_t len)
+/*
+ * Decode the body of c (type already set) from b[0..len-1], all of it, in
+ * the layout of entry version (1: REGISTER without condition and expect).
+ */
+static int decode_body(struct bkv_cmd *c, const uint8_t *b, size_t len, unsigned version)
 {
     size_t rl, wl;
+    size_t at = version == 1 ? 4 : 16; /* offset of record_len */
 
     switch (c->type) {
     case BKV_CMD_REGISTER:
-        if (len < 24)
+        if (len < at + 8)
             return BKV_ERR_LENGTH;
-        rl = bkv_get_u32(b + 16);
-        if (!sealed_len_ok(rl) || rl > len - 24)
+        rl = bkv_get_u32(b + at);
+        if (!sealed_len_ok(rl) || rl > len - at - 8)
             return BKV_ERR_LENGTH;
-        wl = bkv_get_u32(b + 20 + rl);
-        if (!sealed_len_ok(wl) || wl != len - 24 - rl)
+        wl = bkv_get_u32(b + at + 4 + rl);
+        if (!sealed_len_ok(wl) || wl != len - at - 8 - rl)
             return BKV_ERR_LENGTH;
         c->max_attempts = bkv_get_u32(b);
         if (!limit_ok(c->max_attempts))
             return BKV_ERR_FORMAT;
-        uint32_t cond = bkv_get_u32(b + 4);
-        c->registration = bkv_get_u64(b + 8);
-        if (cond > 1 || (cond == 0 && c->registration != 0))
-            return BKV_ERR_FORMAT;
-        c->conditional = (int)cond;
-        c->record = b + 20;
+        if (version >= 2) {
+            uint32_t cond = bkv_get_u32(b + 4);
+            c->registration = bkv_get_u64(b + 8);
+            if (cond > 1 || (cond == 0 && c->registration != 0))
+                return BKV_ERR_FORMAT;
+            c->conditional = (int)cond;
+        }
+        c->record = b + at + 4;
         c->record_len = rl;
-        c->wrapped = b + 24 + rl;
+        c->wrapped = b + at + 8 + rl;
         c->wrapped_len = wl;
         return BKV_OK;
     case BKV_CMD_ATTEMPT:
@@ -192,7 +198,7 @@ int bkv_cmd_entry_decode(const uint8_t *in, size_t len, struct bkv_cmd *cmds, si
     *n = 0;
     if (len < ENTRY_HEADER_LEN || len % 8 != 0)
         return BKV_ERR_LENGTH;
-    if (in[0] != BKV_CMD_VERSION)
+    if (in[0] != BKV_CMD_VERSION && in[0] != 1)
         return BKV_ERR_UNSUPPORTED;
     if (!all_zero(in + 1, 3))
         return BKV_ERR_FORMAT;
@@ -223,7 +229,7 @@ int bkv_cmd_entry_decode(const uint8_t *in, size_t len, struct bkv_cmd *cmds, si
         c->type = (enum bkv_cmd_type)p[0];
         memcpy(c->request_id, p + 8, BKV_REQUEST_ID_LEN);
         memcpy(c->account, p + 8 + BKV_REQUEST_ID_LEN, BKV_ACCOUNT_KEY_LEN);
-        rv = decode_body(c, p + CMD_HEADER_LEN, body);
+        rv = decode_body(c, p + CMD_HEADER_LEN, body, in[0]);
         if (rv != BKV_OK)
             return rv;
         if (!all_zero(p + CMD_HEADER_LEN + body, padded - CMD_HEADER_LEN - body))

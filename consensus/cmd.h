@@ -4,7 +4,7 @@
  * One Raft entry carries one or more commands (a batch), applied in order in
  * one SQLite transaction. Entry layout, all integers big-endian:
  *
- *   entry   = version(1) = 1 || reserved(3) = 0 || count(4) || command{count}
+ *   entry   = version(1) = 2 || reserved(3) = 0 || count(4) || command{count}
  *   command = type(1) || reserved(3) = 0 || body_len(4) || request_id(16)
  *             || account(32) || body(body_len) || zero pad to a multiple of 8
  *   body    = REGISTER: max_attempts(4) || condition(4) || expect(8)
@@ -18,6 +18,13 @@
  * versions and types, trailing bytes and non-zero padding. A sealed field is
  * 1..BKV_CMD_MAX_SEALED bytes; max_attempts is 1..BKV_CMD_MAX_LIMIT (so a
  * counter of attempts + 1 never wraps); registration is never 0.
+ *
+ * Version 1 entries (written before REGISTER had a condition) are still
+ * decoded: their REGISTER body is max_attempts(4) || record_len(4) || record
+ * || wrapped_len(4) || wrapped, read as condition 0. A log or a follower of
+ * an older build thus applies the same state. An older build cannot read
+ * version 2: it would skip such an entry as malformed (the FSM skips what
+ * it cannot decode), so every node is upgraded before a new build leads.
  *
  * A REGISTER with condition 1 is a compare-and-set: it applies only if the
  * account's row still has registration `expect` (0: no row at all), else it
@@ -56,7 +63,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BKV_CMD_VERSION       1
+#define BKV_CMD_VERSION       2 /* written; version 1 entries are still read (above) */
 #define BKV_REQUEST_ID_LEN    16
 #define BKV_ACCOUNT_KEY_LEN   32
 #define BKV_CMD_MAX_SEALED    4096    /* longest sealed record or wrapped key */

@@ -6,9 +6,10 @@
  * then calls them with the io embedded in the tap. tap_recv stamps the
  * sender and passes the message on untouched, unless it is an
  * InstallSnapshot that arrives while hold() is true: that one is copied into
- * the tap (replacing and freeing an older held one) and tap_tick delivers it
- * once hold() is false. Nothing here can fail: past BKV_IOTAP_MAX servers
- * the oldest stamp is reused, and an address too long for the copy is cut
+ * the tap (replacing and freeing an older held one) and is delivered once
+ * hold() is false: on the next tick, or before the next message, whichever
+ * comes first, so messages reach libraft in the order they arrived. Nothing here can fail: past
+ * BKV_IOTAP_MAX servers the oldest stamp is reused, and an address too long for the copy is cut
  * (libraft only records it as the leader's address).
  */
 #include "consensus/iotap.h"
@@ -47,11 +48,22 @@ static void drop_held(struct bkv_iotap *t)
     t->has_held = 0;
 }
 
+/* Hand a held InstallSnapshot to libraft once no snapshot is being taken. */
+static void flush_held(struct bkv_iotap *t)
+{
+    if (t->has_held && !t->hold(t->hold_data)) {
+        struct raft_message m = t->held;
+        t->has_held = 0; /* libraft owns conf and data from here */
+        t->recv(&t->io, &m);
+    }
+}
+
 static void tap_recv(struct raft_io *io, struct raft_message *msg)
 {
     struct bkv_iotap *t = tap_of(io);
     if (msg != NULL && msg->server_id != 0)
         stamp(t, msg->server_id);
+    flush_held(t); /* in arrival order: never after a newer message */
     if (msg != NULL && msg->type == RAFT_INSTALL_SNAPSHOT && t->hold != NULL &&
         t->hold(t->hold_data)) {
         drop_held(t); /* the newer install supersedes it */
@@ -70,11 +82,7 @@ static void tap_tick(struct raft_io *io)
 {
     struct bkv_iotap *t = tap_of(io);
     t->tick(io);
-    if (t->has_held && !t->hold(t->hold_data)) {
-        struct raft_message m = t->held;
-        t->has_held = 0; /* libraft owns conf and data from here */
-        t->recv(io, &m);
-    }
+    flush_held(t);
 }
 
 static int tap_start(struct raft_io *io, unsigned msecs, raft_io_tick_cb tick, raft_io_recv_cb recv)

@@ -16,10 +16,10 @@
  * sends it a snapshot hits exactly that. The tap keeps such an
  * InstallSnapshot back (the newest one, with its sender's address copied)
  * while the caller's hold predicate says a snapshot is being taken, and hands
- * it to libraft on the first tick after the predicate turns false, so libraft
+ * it to libraft once the predicate turns false (next tick or next message), so libraft
  * never parks one. Raft tolerates the delay: terms are checked on delivery.
  *
- * How: the tap replaces three methods of the raft_uv io, start() (to put its
+ * How: the tap replaces two methods of the raft_uv io, start() (to put its
  * receive and tick callbacks in front of libraft's) and close() (to free a
  * held message); the io libraft is given stays raft_uv's own object, so
  * everything raft_uv and libraft share through it (data, capacity, errmsg)

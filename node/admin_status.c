@@ -205,8 +205,13 @@ int bkv_admin_status_main(int argc, char **argv)
             if (strcmp(x->dc, ms[i].dc) != 0)
                 continue;
             if (!x->reachable) {
-                printf("  node %-3lld %-15s %-21s unreachable: %s\n", x->id, "-", x->admin,
-                       x->reason);
+                if (x->contact >= 0)
+                    printf("  node %-3lld %-15s %-21s unreachable, leader's last contact %lldms "
+                           "ago: %s\n",
+                           x->id, "-", x->admin, x->contact, x->reason);
+                else
+                    printf("  node %-3lld %-15s %-21s unreachable: %s\n", x->id, "-", x->admin,
+                           x->reason);
                 continue;
             }
             char lag[32] = "-";

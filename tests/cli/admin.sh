@@ -139,6 +139,8 @@ contact_over() { local v; v=$(contact "$1") && [[ "$v" =~ ^[0-9]+$ ]] && [ "$v" 
 if wait_until 15 contact_over "$third" 3000; then
     ok "the leader's last contact with a stopped member passes 3 s"
     check "while its last contact with the live follower stays under 2 s" '[ "$(contact "$follower")" -lt 2000 ]'
+    "$build/node/bkv-admin" status --admin "127.0.0.1:$((base + 200 + leader))" >"$work/drawn" 2>&1 || true
+    check "bkv-admin status draws the stopped node with the leader's last contact" 'grep -qE "node $third .*unreachable, leader.s last contact [0-9]+ms ago" "$work/drawn"'
 else
     bad "the leader's last contact with stopped node $third stayed at $(contact "$third")"
 fi

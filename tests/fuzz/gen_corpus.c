@@ -308,6 +308,23 @@ static void gen_cmd(void)
     put("fuzz_cmd", "register-conditional", -1, buf, n);
     c[0].conditional = 0;
     c[0].registration = 0;
+    {
+        /* A version 1 entry (no condition, no expect), still read (cmd.h). */
+        static const uint8_t v1[] = {
+            1,    0,    0,    0,    0,    0,    0,    1,    /* version 1, count 1 */
+            1,    0,    0,    0,    0,    0,    0,    20,   /* REGISTER, body_len 20 */
+            0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, /* request id */
+            0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, 0xab, /* */
+            0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, /* account */
+            0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, /* */
+            0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, /* */
+            0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, 0xcd, /* */
+            0,    0,    0,    7,    0,    0,    0,    5,    /* max_attempts, record_len */
+            1,    2,    3,    4,    5,    0,    0,    0,    /* record, wrapped_len... */
+            3,    6,    7,    8,    0,    0,    0,    0,    /* ...3, wrapped, padding */
+        };
+        put("fuzz_cmd", "register-v1", -1, v1, sizeof(v1));
+    }
     GEN(bkv_cmd_entry_encode(&c[1], 1, buf, sizeof(buf), &n));
     put("fuzz_cmd", "attempt", -1, buf, n);
     GEN(bkv_cmd_entry_encode(&c[2], 1, buf, sizeof(buf), &n));

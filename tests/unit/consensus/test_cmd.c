@@ -281,6 +281,49 @@ static void test_reserved_and_padding(void)
     free(buf);
 }
 
+/* A version 1 entry (before REGISTER had a condition) still decodes, as unconditional. */
+static void test_version_1(void)
+{
+    uint8_t rec[5] = {1, 2, 3, 4, 5}, wr[3] = {6, 7, 8};
+    uint8_t e[8 + 56 + 24];
+    struct bkv_cmd c;
+    size_t n = 0;
+
+    memset(e, 0, sizeof(e));
+    e[0] = 1;
+    e[7] = 1;                  /* count */
+    e[8] = BKV_CMD_REGISTER;   /* type */
+    e[15] = 4 + 4 + 5 + 4 + 3; /* body_len 20 */
+    memset(e + 16, 0xab, 16);  /* request id */
+    memset(e + 32, 0xcd, 32);  /* account */
+    e[64 + 3] = 7;             /* max_attempts */
+    e[64 + 7] = 5;             /* record_len */
+    memcpy(e + 72, rec, 5);
+    e[77 + 3] = 3;         /* wrapped_len */
+    memcpy(e + 81, wr, 3); /* then 4 bytes of padding to 88 */
+    CU_ASSERT_EQUAL(bkv_cmd_entry_decode(e, sizeof(e), &c, 1, &n), BKV_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    CU_ASSERT_EQUAL(c.type, BKV_CMD_REGISTER);
+    CU_ASSERT_EQUAL(c.max_attempts, 7);
+    CU_ASSERT_EQUAL(c.conditional, 0);
+    CU_ASSERT_EQUAL(c.registration, 0);
+    CU_ASSERT_EQUAL(c.record_len, 5);
+    CU_ASSERT_EQUAL(c.wrapped_len, 3);
+    CU_ASSERT(c.record != NULL && memcmp(c.record, rec, 5) == 0);
+    CU_ASSERT(c.wrapped != NULL && memcmp(c.wrapped, wr, 3) == 0);
+    /* re-encoded, it is a version 2 entry that decodes to the same command */
+    uint8_t out[256];
+    size_t len = 0;
+    struct bkv_cmd back;
+    CU_ASSERT_EQUAL(bkv_cmd_entry_encode(&c, 1, out, sizeof(out), &len), BKV_OK);
+    CU_ASSERT_EQUAL(out[0], BKV_CMD_VERSION);
+    CU_ASSERT_EQUAL(bkv_cmd_entry_decode(out, len, &back, 1, &n), BKV_OK);
+    assert_same(&c, &back);
+    /* in version 1, the same bytes with the version 2 layout's length are refused */
+    e[15] = 24;
+    CU_ASSERT_NOT_EQUAL(bkv_cmd_entry_decode(e, sizeof(e), &c, 1, &n), BKV_OK);
+}
+
 static void test_version_and_type(void)
 {
     struct bkv_cmd cmds[4];
@@ -288,7 +331,7 @@ static void test_version_and_type(void)
     uint8_t *buf = sample(&len, cmds);
 
     for (int v = 0; v < 256; v++) {
-        if (v == BKV_CMD_VERSION)
+        if (v == BKV_CMD_VERSION || v == 1)
             continue;
         buf[0] = (uint8_t)v;
         CU_ASSERT_EQUAL(decode(buf, len, &n), BKV_ERR_UNSUPPORTED);
@@ -421,6 +464,7 @@ static CU_TestInfo tests[] = {
     {"every truncation refused", test_truncated},
     {"every reserved and padding bit refused", test_reserved_and_padding},
     {"unknown version and type refused", test_version_and_type},
+    {"a version 1 entry decodes as an unconditional REGISTER", test_version_1},
     {"bad lengths and values refused", test_bad_lengths_and_values},
     {"count 0, over the cap, trailing bytes", test_count_and_trailing},
     {"status names", test_status_names},
