@@ -63,6 +63,14 @@ static void tap_recv(struct raft_io *io, struct raft_message *msg)
     struct bkv_iotap *t = tap_of(io);
     if (msg != NULL && msg->server_id != 0)
         stamp(t, msg->server_id);
+    if (t->slowed && msg != NULL && msg->type == RAFT_APPEND_ENTRIES &&
+        msg->append_entries.n_entries > 0) {
+        /* The failpoint's stalled disk: the entries are lost, as on the network. */
+        raft_free(msg->append_entries.entries[0].batch);
+        raft_free(msg->append_entries.entries);
+        t->n_dropped++;
+        return;
+    }
     flush_held(t); /* in arrival order: never after a newer message */
     if (msg != NULL && msg->type == RAFT_INSTALL_SNAPSHOT && t->hold != NULL &&
         t->hold(t->hold_data)) {
@@ -78,10 +86,45 @@ static void tap_recv(struct raft_io *io, struct raft_message *msg)
     t->recv(io, msg);
 }
 
+/* The failpoint: hand libraft the end of its snapshot put (now, or once it is due). */
+static void end_slow_put(struct bkv_iotap *t, int now)
+{
+    if (!t->slowed || !t->put_done || (!now && uv_now(t->loop) < t->put_until))
+        return;
+    t->slowed = 0;
+    t->put_cb(t->put_req, t->put_status);
+}
+
+static void slow_put_done(struct raft_io_snapshot_put *req, int status)
+{
+    struct bkv_iotap *t = req->data;
+    t->put_done = 1;
+    t->put_status = status;
+    if (t->closing)
+        end_slow_put(t, 1); /* raft_uv finishes its puts before it closes */
+}
+
+static int tap_snapshot_put(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                            const struct raft_snapshot *snapshot, raft_io_snapshot_put_cb cb)
+{
+    struct bkv_iotap *t = tap_of(io);
+    if (trailing == 0 || t->slowed) /* an installed snapshot, not one taken here */
+        return t->snapshot_put(io, trailing, req, snapshot, cb);
+    t->own_req.data = t;
+    t->put_req = req;
+    t->put_cb = cb;
+    t->put_done = 0;
+    t->put_until = uv_now(t->loop) + t->slow_ms;
+    int rv = t->snapshot_put(io, trailing, &t->own_req, snapshot, slow_put_done);
+    t->slowed = rv == 0;
+    return rv;
+}
+
 static void tap_tick(struct raft_io *io)
 {
     struct bkv_iotap *t = tap_of(io);
     t->tick(io);
+    end_slow_put(t, 0);
     flush_held(t);
 }
 
@@ -97,6 +140,8 @@ static void tap_close(struct raft_io *io, raft_io_close_cb cb)
 {
     struct bkv_iotap *t = tap_of(io);
     drop_held(t);
+    t->closing = 1;
+    end_slow_put(t, 1); /* libraft is closing: it cancels the snapshot */
     t->close(io, cb);
 }
 
@@ -111,10 +156,25 @@ void bkv_iotap_init(struct bkv_iotap *t, uv_loop_t *loop, bkv_iotap_hold_fn hold
     memset(t->seen, 0, sizeof(t->seen));
     t->has_held = 0;
     t->n_held = 0;
+    t->slow_ms = 0;
+    t->slowed = 0;
+    t->closing = 0;
+    t->n_dropped = 0;
     t->start = t->io.start;
     t->io.start = tap_start;
     t->close = t->io.close;
     t->io.close = tap_close;
+}
+
+void bkv_iotap_slow_snapshot(struct bkv_iotap *t, unsigned ms)
+{
+    t->slow_ms = ms;
+    t->slowed = 0;
+    t->n_dropped = 0;
+    if (ms > 0 && t->io.snapshot_put != tap_snapshot_put) {
+        t->snapshot_put = t->io.snapshot_put;
+        t->io.snapshot_put = tap_snapshot_put;
+    }
 }
 
 uint64_t bkv_iotap_since(const struct bkv_iotap *t, raft_id id)

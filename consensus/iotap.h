@@ -19,11 +19,17 @@
  * it to libraft once the predicate turns false (next tick or next message), so libraft
  * never parks one. Raft tolerates the delay: terms are checked on delivery.
  *
- * How: the tap replaces two methods of the raft_uv io, start() (to put its
- * receive and tick callbacks in front of libraft's) and close() (to free a
- * held message); the io libraft is given stays raft_uv's own object, so
- * everything raft_uv and libraft share through it (data, capacity, errmsg)
- * works as before. Only the loop thread may call any of this.
+ * A failpoint for tests (bkv_iotap_slow_snapshot): each snapshot the node
+ * takes ends late, and entries sent to it meanwhile are dropped (freed), as
+ * on a disk that stalls while the snapshot is written. The leader then
+ * compacts past it and sends an InstallSnapshot inside the window, which is
+ * the sequence that crashes an unprotected libraft 0.22.1.
+ *
+ * How: the tap replaces methods of the raft_uv io: start() (to put its
+ * receive and tick callbacks in front of libraft's), close() (to free a held
+ * message and end a slowed snapshot) and, with the failpoint, snapshot_put(); the io libraft is
+ * given stays raft_uv's own object, so everything raft_uv and libraft share through it (data,
+ * capacity, errmsg) works as before. Only the loop thread may call any of this.
  */
 #ifndef BKV_CONSENSUS_IOTAP_H
 #define BKV_CONSENSUS_IOTAP_H
@@ -57,6 +63,20 @@ struct bkv_iotap {
     struct raft_message held; /* an InstallSnapshot kept back; it owns conf and data */
     char held_address[256];
     unsigned long n_held; /* InstallSnapshots ever kept back */
+    /* the slow-snapshot failpoint (0: off) */
+    unsigned slow_ms;
+    int (*snapshot_put)(struct raft_io *io, unsigned trailing, struct raft_io_snapshot_put *req,
+                        const struct raft_snapshot *snapshot,
+                        raft_io_snapshot_put_cb cb); /* raft_uv's */
+    int slowed;                                      /* a snapshot put is in its window */
+    int closing;                                     /* close() was called */
+    int put_done;                                    /* raft_uv finished it */
+    int put_status;
+    uint64_t put_until;                   /* loop time the window ends */
+    struct raft_io_snapshot_put own_req;  /* what raft_uv sees; data is the tap */
+    struct raft_io_snapshot_put *put_req; /* libraft's */
+    raft_io_snapshot_put_cb put_cb;       /* libraft's */
+    unsigned long n_dropped;              /* AppendEntries dropped in a window */
 };
 
 /*
@@ -64,6 +84,9 @@ struct bkv_iotap {
  * started yet. hold (with hold_data, borrowed) may be NULL: nothing is held.
  */
 void bkv_iotap_init(struct bkv_iotap *t, uv_loop_t *loop, bkv_iotap_hold_fn hold, void *hold_data);
+
+/* Tests only: turn on the slow-snapshot failpoint (above) before raft_init. */
+void bkv_iotap_slow_snapshot(struct bkv_iotap *t, unsigned ms);
 
 /* Milliseconds since the latest message from id, or UINT64_MAX if none came since start. */
 uint64_t bkv_iotap_since(const struct bkv_iotap *t, raft_id id);

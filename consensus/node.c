@@ -950,6 +950,8 @@ int bkv_raft_init(uv_loop_t *loop, const struct bkv_raft_config *cfg, struct bkv
     raft_uv_set_auto_recovery(&r->tap.io, false);
 
     bkv_iotap_init(&r->tap, loop, snapshot_taking, &r->fsm);
+    if (cfg->test_slow_snapshot_ms > 0)
+        bkv_iotap_slow_snapshot(&r->tap, cfg->test_slow_snapshot_ms);
     rv = raft_init(&r->raft, &r->tap.io, &r->fsm.raft, cfg->id, cfg->address);
     if (rv != 0) {
         set_err(r, err, err_cap, "raft: init %s: %s", r->raft_dir,

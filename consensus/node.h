@@ -79,6 +79,9 @@ struct bkv_raft_config {
     /* This node's snapshot image server, host:port ("": none; see above). */
     char snapshot_address[128];
     unsigned snapshot_fetch_timeout_ms; /* deadline of one image fetch (0: 30000) */
+    /* Tests only (a failpoint, iotap.h): each snapshot this node takes ends this many ms
+     * late, and it accepts no log entries meanwhile, as on a stalled disk. 0: off. */
+    unsigned test_slow_snapshot_ms;
 };
 
 enum bkv_raft_role {

@@ -14,8 +14,11 @@
 # image while it is down, restart it: it catches up by InstallSnapshot, whose
 # payload is a 64-byte descriptor, fetching the image out of band from the
 # leader's snapshot server (--snapshot), and every node ends with the same
-# hash. Stop and start all nodes and check that nothing changed (no double
-# apply on replay).
+# hash. Then restart that follower with the slow-snapshot failpoint and run a
+# burst: an InstallSnapshot reaches it while it takes its own snapshot (the
+# libraft 0.22.1 crash), is held back, and it converges without dying. Stop
+# and start all nodes and check that nothing changed (no double apply on
+# replay).
 # Failure modes checked: a data directory on a read-only tmpfs (the node exits
 # non-zero and names the directory); a 1 MiB tmpfs (proposals fail with
 # nospace); a tmpfs that fills up during a burst (proposals fail with nospace,
@@ -100,11 +103,11 @@ nodes_except() { # the control addresses of every node but $1
 }
 ALL=$(nodes_except 0)
 
-start_node() {
+start_node() { # start_node ID [extra bkv-raftd options]
     "$RAFTD" --id "$1" --dc "dc$1" --raft "127.0.0.1:${RP[$1]}" --data "$T/n$1" \
         --control "127.0.0.1:${CP[$1]}" --snapshot "127.0.0.1:${SP[$1]}" "${MEMBERS[@]}" \
         --bootstrap --max-attempts 1000000 \
-        --snapshot-threshold 64 --snapshot-trailing 16 \
+        --snapshot-threshold 64 --snapshot-trailing 16 "${@:2}" \
         >>"$T/n$1.log" 2>&1 &
     PID[$1]=$!
 }
@@ -118,12 +121,10 @@ stop_node() {
     [ "$rc" -eq 0 ] || echo "   node $1 exited with $rc" >&2
     [ "$rc" -eq 0 ]
 }
-# converge TIMEOUT: wait for every node to converge, as a supervisor would: a node
-# that died of SIGSEGV inside libraft (the known 0.22.1 crash, see
-# docs/architecture.md) is restarted, at most twice, and said so in the log.
-# Any other death, or a third crash, fails the wait.
+# converge TIMEOUT: wait for every node to converge; a node that died (the
+# libraft 0.22.1 SIGSEGV included, now held off by consensus/iotap.c) fails it.
 converge() {
-    local end=$((SECONDS + $1)) restarts=0 i rc
+    local end=$((SECONDS + $1)) i rc
     while [ "$SECONDS" -lt "$end" ]; do
         "${CLIENT[@]}" wait-converged "$ALL" --timeout 5 >/dev/null 2>&1 && return 0
         for i in 1 2 3; do
@@ -132,14 +133,8 @@ converge() {
             rc=0
             wait "${PID[$i]}" || rc=$?
             unset "PID[$i]"
-            if [ "$rc" -eq 139 ] && [ "$restarts" -lt 2 ]; then
-                restarts=$((restarts + 1))
-                echo "   node $i died of SIGSEGV in libraft (known 0.22.1 crash); restarting it as its supervisor would"
-                start_node "$i"
-            else
-                echo "   node $i died (status $rc)"
-                return 1
-            fi
+            echo "   node $i died (status $rc$([ "$rc" -eq 139 ] && echo ", SIGSEGV"))"
+            return 1
         done
     done
     "${CLIENT[@]}" wait-converged "$ALL" --timeout 1
@@ -274,6 +269,31 @@ for n in os.listdir(d):
         ok = ok or len(data) > 1048576
 sys.exit(0 if ok else "no image of more than 1 MiB")' "$T/n$lag/images"
 grep -h "fetch\|restore" "$T/n$lag.log" | tail -3 | sed 's/^/   /'
+
+# ---- 3c. an InstallSnapshot that arrives while the node takes its own snapshot ----
+# libraft 0.22.1 dereferences NULL when it accepts one then (docs/architecture.md);
+# consensus/iotap.c holds it back until the snapshot ends. The failpoint makes
+# every snapshot node $lag takes end 3 s late and drops the entries sent to it
+# meanwhile (a stalled disk), so under a burst the leader compacts past it and
+# sends an InstallSnapshot inside that window, every time.
+stop_node "$lag" >/dev/null 2>&1
+start_node "$lag" --test-slow-snapshot 3000
+slow_pid=${PID[$lag]}
+"${CLIENT[@]}" wait-converged "$ALL" --timeout 30 >/dev/null
+check "a burst of 3000 ATTEMPTs while node $lag's snapshots stall" \
+    "${CLIENT[@]}" burst "$(nodes_except "$lag")" --count 3000 --accounts "$ACCOUNTS" --window 16 \
+    --seed stall --timeout 120
+check "node $lag (stalled snapshots) converges with the others" converge 60
+held=$(status_of "$lag" held)
+check "node $lag held back an InstallSnapshot during its own snapshot (held=${held:-?})" \
+    [ "${held:-0}" -ge 1 ]
+same_process() { [ "${PID[$1]:-0}" = "$2" ] && kill -0 "$2"; }
+check "node $lag is still the process that was started (no crash, no restart)" \
+    same_process "$lag" "$slow_pid"
+grep -h "hold\|held" "$T/n$lag.log" | tail -2 | sed 's/^/   /'
+stop_node "$lag" >/dev/null 2>&1
+start_node "$lag"
+"${CLIENT[@]}" wait-converged "$ALL" --timeout 30 >/dev/null
 
 # ---- 4. stop and start all nodes: replay changes nothing ----
 "${CLIENT[@]}" state "$ALL" --accounts "$ACCOUNTS" >"$T/state.before"

@@ -697,7 +697,8 @@ static void usage(FILE *f)
                "                 [--snapshot HOST:PORT] [--dc DC] [--bootstrap]\n"
                "                 [--max-attempts N] [--snapshot-threshold N]\n"
                "                 [--snapshot-trailing N] [--snapshot-fetch-timeout MS]\n"
-               "                 [--election-timeout MS] [--heartbeat MS]\n");
+               "                 [--election-timeout MS] [--heartbeat MS]\n"
+               "                 [--test-slow-snapshot MS]  (a failpoint: consensus/iotap.h)\n");
 }
 
 static int parse_uint(const char *s, uint64_t max, uint64_t *out)
@@ -815,6 +816,9 @@ int main(int argc, char **argv)
         } else if (strcmp(opt, "--snapshot-trailing") == 0) {
             bad = parse_uint(val, UINT32_MAX, &v) != 0;
             srv.cfg.snapshot_trailing = (unsigned)v;
+        } else if (strcmp(opt, "--test-slow-snapshot") == 0) {
+            bad = parse_uint(val, 600000, &v) != 0;
+            srv.cfg.test_slow_snapshot_ms = (unsigned)v;
         } else if (strcmp(opt, "--election-timeout") == 0) {
             bad = parse_uint(val, 600000, &v) != 0;
             srv.cfg.election_timeout_ms = (unsigned)v;
