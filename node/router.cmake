@@ -1,12 +1,13 @@
 # The router's side of node/: the shared libuv HTTP layer, account tokens and
 # router proofs, bkv-router, and bkv-admin.
 
-# HTTP/1.1 server and client on libuv and llhttp (bkv-router and bkv-node).
+# HTTP/1.1 server (http.c) and client (http_client.c) on libuv and llhttp, with
+# what both share in http_common.c (bkv-router and bkv-node).
 # llhttp in strict mode: Debian's default lenient build accepts header names
 # with spaces and "Name : value", which RFC 9112 requires a server to refuse
 # (request smuggling through a front end).
 target_compile_definitions(bkv_llhttp PUBLIC LLHTTP_STRICT_MODE=1)
-add_library(bkv_http STATIC http.c)
+add_library(bkv_http STATIC http.c http_client.c http_common.c)
 target_include_directories(bkv_http PUBLIC ${PROJECT_SOURCE_DIR})
 target_compile_options(bkv_http PRIVATE ${BKV_C_FLAGS})
 target_link_libraries(bkv_http PUBLIC bkv_proto bkv_llhttp PkgConfig::LIBUV)

@@ -1,16 +1,16 @@
 /*
  * libFuzzer target: the HTTP/1.1 parsing of node/http.c (the server side of
- * bkv-router and bkv-node, and the client the router uses to reach nodes)
- * and of client/http.c (libbkv's blocking client). Neither exposes a pure
- * parsing function, so the input travels over real loopback TCP into the
- * real code:
+ * bkv-router and bkv-node), of node/http_client.c (the client the router
+ * uses to reach nodes) and of client/http.c (libbkv's blocking client).
+ * Neither exposes a pure parsing function, so the input travels over real
+ * loopback TCP into the real code:
  *
  *   's'  bytes a client sends to a node/http.c server (one write), then EOF;
  *   'S'  the same in 7-byte writes, each read on its own (llhttp callbacks
  *        split across reads);
- *   'r'  the response a node/http.c client gets to a POST (one write);
+ *   'r'  the response a node/http_client.c client gets to a POST (one write);
  *   'R'  the same in 7-byte writes;
- *   'h'  the response a node/http.c client gets to a HEAD;
+ *   'h'  the response a node/http_client.c client gets to a HEAD;
  *   'c'  the response bkv_client_http_do (libbkv) gets to a GET;
  *   any other first byte: (byte % 6) picks one of these in this order.
  *
@@ -46,7 +46,7 @@
 static uv_loop_t loop;
 static struct bkv_http_server *server;
 static int server_port;
-static int peer_fd = -1; /* plain listener: the fake node for node/http.c's client */
+static int peer_fd = -1; /* plain listener: the fake node for node/http_client.c */
 static uv_poll_t peer_watch, conn_watch;
 static uv_timer_t cap_timer;
 static int peer_port;
@@ -294,7 +294,7 @@ static void fuzz_server(const uint8_t *in, size_t len, size_t piece)
     FUZZ_CHECK(deferred == NULL);
 }
 
-/* --- node/http.c client ------------------------------------------------------- */
+/* --- node/http_client.c client ------------------------------------------------ */
 
 struct call {
     int done, err, head;
