@@ -9,7 +9,7 @@
  * and proposes again. A short warm-up precedes each measured window. Bare
  * proposals are raft_apply calls of one entry the size of an encoded
  * ATTEMPT; BKV proposals are bkv_raft_propose of one ATTEMPT each on
- * registered accounts (node.c batches what one loop iteration brings in).
+ * registered accounts (consensus/propose.c batches what one loop iteration brings in).
  * Failure modes: no leader within the deadline, or proposals failing (a
  * leadership change mid-run) are reported; the temporary directory is
  * removed on every path. Threads: the main thread only talks to the loops
@@ -230,7 +230,7 @@ static void bare_apply_cb(struct raft_apply *req, int status, void *result)
     if (n->stopping || status != 0) {
         finish_if_drained(n);
     } else {
-        /* Like node.c, propose again from the next loop iteration, never
+        /* Like propose.c, propose again from the next loop iteration, never
          * from inside a libraft callback. */
         s->next = n->resubmit;
         n->resubmit = s;

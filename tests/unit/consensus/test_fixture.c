@@ -15,7 +15,7 @@
  * of its log (an error for the proposer, never OK), and several
  * entries committed in one step (libraft 0.22.1 fires their callbacks only
  * after applying all of them). Every wait is bounded in virtual time. One
- * case runs a real single-member node (node.c) on loopback instead: propose
+ * case runs a real single-member node (node.h) on loopback instead: propose
  * must ignore the record/wrapped fields of an ATTEMPT.
  * Set BKV_RAFT_TRACE=1 to see libraft's own trace.
  */
@@ -966,7 +966,7 @@ static void test_store_ahead_of_log(void)
     cluster_free(c);
 }
 
-/* ---- one real node (node.c), single member, on loopback ---- */
+/* ---- one real node (node.h), single member, on loopback ---- */
 
 struct solo {
     uv_loop_t loop;
