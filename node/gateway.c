@@ -16,19 +16,21 @@
  * envelope: its request ids are derived from the content, so a retry cannot
  * count twice, and a retried LOGIN_INIT meets REPLAYED rather than a second
  * KE2. Nothing here logs a request byte, an account id or a secret.
+ *
+ * The worker stages are in gateway_work.c, the login session table in
+ * gateway_session.c, request ids and registration tickets in
+ * gateway_ticket.c; what they share is gateway_internal.h.
  */
 #include "node/gateway.h"
+#include "node/gateway_internal.h"
 
 #include <openssl/crypto.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "consensus/store.h"
-#include "hsm/decap.h"
-#include "hsm/mac.h"
 #include "hsm/p11.h"
 #include "hsm/realm.h"
 #include "hsm/seal.h"
@@ -36,100 +38,15 @@
 #include "node/log.h"
 #include "node/token.h"
 #include "proto/err.h"
-#include "proto/group.h"
 #include "proto/kdf.h"
 #include "proto/ohttp.h"
 #include "proto/opaque.h"
 #include "proto/util.h"
 
-#define SEALED_RECORD_LEN  (BKV_OPAQUE_RECORD_LEN + BKV_HSM_SEAL_OVERHEAD)
-#define SEALED_WRAPPED_LEN (BKV_MSG_WRAPPED_LEN + BKV_HSM_SEAL_OVERHEAD)
-#define SESSION_BUCKETS    1024
-#define KEM_P256           0x0010
-#define KDF_SHA256         0x0001
-#define AEAD_AES128        0x0001
-#define AEAD_AES256        0x0002
-
-struct session {
-    struct session *next;
-    uint8_t id[BKV_MSG_SESSION_ID_LEN];
-    uint8_t account_key[BKV_ACCOUNT_KEY_LEN];
-    struct bkv_opaque_login_server state; /* secret */
-    uint8_t sealed_wrapped[SEALED_WRAPPED_LEN];
-    size_t sealed_wrapped_len;
-    uint64_t registration;
-    uint32_t attempts, max_attempts;
-    int fake; /* an unknown account: KE3 can only fail */
-    uint64_t expires_ms;
-};
-
-struct bkv_gateway {
-    struct bkv_gateway_config c;
-    struct bkv_http_server *http;
-    struct bkv_ohttp_key_config ohttp;
-    uint8_t context[BKV_MSG_CONTEXT_LEN];
-    uint8_t fake_secret[32];
-    uint8_t ticket_key[32];
-    uint8_t dummy_sealed[SEALED_RECORD_LEN]; /* unsealed on the fake path, for equal cost */
-    size_t dummy_sealed_len;
-    struct session *buckets[SESSION_BUCKETS];
-    size_t n_sessions;
-    size_t logins_inflight; /* LOGIN_INITs past their check, not yet answered */
-    uv_timer_t sweep;
-    unsigned inflight;
-    int closing, http_closed, timer_closed;
-    void (*close_cb)(void *);
-    void *close_data;
-    struct bkv_gateway_stats stats;
-};
-
-enum stage { ST_OPEN, ST_LOGIN, ST_RELEASE };
-
-struct gw_req {
-    struct bkv_gateway *gw;
-    struct bkv_http_exchange *ex;
-    uv_work_t work;
-    enum stage stage;
-    uint64_t start_ns;
-
-    uint8_t envelope[BKV_OHTTP_MAX_REQUEST_LEN];
-    size_t envelope_len;
-    char account[BKV_MSG_ACCOUNT_MAX + 1];
-    size_t account_len;
-
-    /* After the envelope is open (secrets: wiped in req_free). */
-    int opened;
-    struct bkv_ohttp_state ost;
-    uint8_t inner[BKV_MSG_REQUEST_LEN];
-    struct bkv_msg_request msg;
-    uint8_t account_key[BKV_ACCOUNT_KEY_LEN];
-
-    /* The answer being built. */
-    int http_status; /* != 0: a plain HTTP error, http_text its text */
-    const char *http_text;
-    enum bkv_msg_status status;
-    uint32_t attempts_left, max_attempts;
-    uint8_t payload[BKV_MSG_SESSION_ID_LEN + BKV_OPAQUE_KE2_LEN];
-    size_t payload_len;
-
-    /* Per-type work. */
-    struct bkv_cmd cmd;
-    struct bkv_raft_propose prop;
-    uint8_t sealed_record[SEALED_RECORD_LEN];
-    size_t sealed_record_len;
-    uint8_t sealed_wrapped[SEALED_WRAPPED_LEN];
-    size_t sealed_wrapped_len;
-    int fake;
-    enum bkv_msg_status decoy; /* non-zero: a decoy KE2 is computed, then this is answered */
-    int login_slot;            /* counted in gw->logins_inflight */
-    uint32_t attempts;
-    uint64_t registration;
-    struct bkv_opaque_login_server login;    /* secret */
-    uint8_t session_key[BKV_OPAQUE_KEY_LEN]; /* secret */
-    uint8_t session_id[BKV_MSG_SESSION_ID_LEN];
-    int work_rc;
-    uint64_t proposed_ns;
-};
+#define KEM_P256    0x0010
+#define KDF_SHA256  0x0001
+#define AEAD_AES128 0x0001
+#define AEAD_AES256 0x0002
 
 static void finish(struct gw_req *r);
 
@@ -147,17 +64,9 @@ void bkv_histogram_observe(struct bkv_histogram *h, double seconds)
     h->sum += seconds;
 }
 
-/* An HSM call's outcome, counted from any thread. */
-static int hsm_count(struct bkv_gateway *gw, enum bkv_hsm_op op, int rc)
-{
-    __atomic_fetch_add(&gw->stats.hsm_ops[op], 1, __ATOMIC_RELAXED);
-    if (rc != BKV_OK && rc != BKV_ERR_DECRYPT)
-        __atomic_fetch_add(&gw->stats.hsm_errors[op], 1, __ATOMIC_RELAXED);
-    return rc;
-}
 static void respond_not_leader(struct bkv_gateway *gw, struct bkv_http_exchange *ex);
 
-static uint64_t now_ms(void)
+uint64_t gw_now_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -171,408 +80,19 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* --- sessions (loop thread) ------------------------------------------------ */
-
-/*
- * Sessions hash by account key (an HMAC output, so uniform): a LOGIN_FINISH
- * names its account, and dropping an account's older session at the next
- * LOGIN_INIT looks at one bucket, not at every session.
- */
-static size_t bucket_of(const uint8_t account_key[static BKV_ACCOUNT_KEY_LEN])
-{
-    return ((size_t)account_key[0] << 8 | account_key[1]) % SESSION_BUCKETS;
-}
-
-static void session_free(struct session *s)
-{
-    OPENSSL_cleanse(s, sizeof(*s));
-    free(s);
-}
-
-static void sessions_clear(struct bkv_gateway *gw)
-{
-    for (size_t b = 0; b < SESSION_BUCKETS; b++) {
-        while (gw->buckets[b] != NULL) {
-            struct session *s = gw->buckets[b];
-            gw->buckets[b] = s->next;
-            session_free(s);
-        }
-    }
-    gw->n_sessions = 0;
-    gw->stats.sessions = 0;
-}
-
-/* Remove and return the session with this id and account, or NULL. */
-static struct session *session_take(struct bkv_gateway *gw, const uint8_t *id,
-                                    const uint8_t *account_key)
-{
-    struct session **pp = &gw->buckets[bucket_of(account_key)];
-    for (; *pp != NULL; pp = &(*pp)->next) {
-        struct session *s = *pp;
-        if (!bkv_ct_equal(s->id, id, BKV_MSG_SESSION_ID_LEN) ||
-            !bkv_ct_equal(s->account_key, account_key, BKV_ACCOUNT_KEY_LEN))
-            continue;
-        *pp = s->next;
-        gw->n_sessions--;
-        gw->stats.sessions = gw->n_sessions;
-        if (s->expires_ms < now_ms()) {
-            session_free(s);
-            return NULL;
-        }
-        return s;
-    }
-    return NULL;
-}
-
-static void sweep_cb(uv_timer_t *t)
-{
-    struct bkv_gateway *gw = t->data;
-    uint64_t now = now_ms();
-    for (size_t b = 0; b < SESSION_BUCKETS; b++) {
-        struct session **pp = &gw->buckets[b];
-        while (*pp != NULL) {
-            struct session *s = *pp;
-            if (s->expires_ms < now) {
-                *pp = s->next;
-                gw->n_sessions--;
-                session_free(s);
-            } else {
-                pp = &s->next;
-            }
-        }
-    }
-    gw->stats.sessions = gw->n_sessions;
-}
-
-/* Drop every session of this account: one login at a time per account. */
-static void sessions_drop_account(struct bkv_gateway *gw, const uint8_t *account_key)
-{
-    struct session **pp = &gw->buckets[bucket_of(account_key)];
-    while (*pp != NULL) {
-        struct session *s = *pp;
-        if (bkv_ct_equal(s->account_key, account_key, BKV_ACCOUNT_KEY_LEN)) {
-            *pp = s->next;
-            gw->n_sessions--;
-            session_free(s);
-        } else {
-            pp = &s->next;
-        }
-    }
-}
-
-void bkv_gateway_role_changed(struct bkv_gateway *gw, enum bkv_raft_role role)
-{
-    if (gw != NULL && role != BKV_RAFT_LEADER_READY && gw->n_sessions > 0) {
-        bkv_log(BKV_LOG_INFO, "gateway: no longer a ready leader; %zu login session(s) dropped",
-                gw->n_sessions);
-        sessions_clear(gw);
-    }
-}
-
-/* --- helpers ------------------------------------------------------------------ */
-
-/* id = SHA-256(label || parts...)[0..16]: the content-derived request id (cmd.h). */
-static int derive_request_id(const char *label, const struct bkv_buf *parts, size_t n,
-                             uint8_t out[static BKV_REQUEST_ID_LEN])
-{
-    struct bkv_buf all[6];
-    uint8_t h[BKV_HASH_LEN];
-    if (n > 5)
-        return BKV_ERR_INVALID;
-    all[0] = (struct bkv_buf){(const uint8_t *)label, strlen(label)};
-    for (size_t i = 0; i < n; i++)
-        all[i + 1] = parts[i];
-    int rc = bkv_sha256(all, n + 1, h);
-    if (rc == BKV_OK)
-        memcpy(out, h, BKV_REQUEST_ID_LEN);
-    return rc;
-}
-
-static void seal_aad(const char *label, const uint8_t account_key[static BKV_ACCOUNT_KEY_LEN],
-                     uint8_t *aad, size_t *aad_len)
-{
-    size_t l = strlen(label);
-    memcpy(aad, label, l);
-    memcpy(aad + l, account_key, BKV_ACCOUNT_KEY_LEN);
-    *aad_len = l + BKV_ACCOUNT_KEY_LEN;
-}
-
-/* --- registration tickets (proto/msg.h) ------------------------------------------ */
-
-#define TICKET_TTL_S 600
-
-/*
- * mac = HMAC(ticket key, label || account key || expiry || the account's row state);
- * *registration is the row's registration (0: no row), which REG_FINISH's REGISTER
- * then expects (a compare-and-set in the state machine, consensus/cmd.h).
- */
-static int ticket_mac(struct bkv_gateway *gw, const uint8_t *account_key, const uint8_t *expiry,
-                      uint8_t mac[static BKV_HASH_LEN], uint64_t *registration)
-{
-    struct bkv_store_record rec;
-    int found = 0;
-    uint8_t state[14] = {0};
-    int rc = bkv_store_get(bkv_raft_store(gw->c.raft), account_key, &rec, &found);
-    if (rc != BKV_OK)
-        return rc;
-    *registration = found ? rec.registration : 0;
-    if (found) {
-        bkv_put_u64(state, rec.registration);
-        state[8] = (uint8_t)(rec.attempts >> 24);
-        state[9] = (uint8_t)(rec.attempts >> 16);
-        state[10] = (uint8_t)(rec.attempts >> 8);
-        state[11] = (uint8_t)rec.attempts;
-        state[12] = (uint8_t)rec.live;
-        state[13] = 1;
-        bkv_store_record_free(&rec);
-    }
-    static const char label[] = "BKV-REG-TICKET-v1";
-    struct bkv_buf parts[] = {{(const uint8_t *)label, sizeof(label) - 1},
-                              {account_key, BKV_ACCOUNT_KEY_LEN},
-                              {expiry, 8},
-                              {state, sizeof(state)}};
-    return bkv_hmac_sha256(gw->ticket_key, sizeof(gw->ticket_key), parts, 4, mac);
-}
-
-static int ticket_make(struct bkv_gateway *gw, const uint8_t *account_key,
-                       uint8_t ticket[static BKV_MSG_TICKET_LEN])
-{
-    uint8_t mac[BKV_HASH_LEN];
-    uint64_t registration;
-    bkv_put_u64(ticket, (uint64_t)time(NULL) + TICKET_TTL_S);
-    int rc = ticket_mac(gw, account_key, ticket, mac, &registration);
-    if (rc == BKV_OK)
-        memcpy(ticket + 8, mac, BKV_MSG_TICKET_LEN - 8);
-    return rc;
-}
-
-/*
- * BKV_OK if the ticket is unexpired and the account's row is as it was at REG_INIT;
- * *registration is then that row's registration (0: no row).
- */
-static int ticket_check(struct bkv_gateway *gw, const uint8_t *account_key,
-                        const uint8_t ticket[static BKV_MSG_TICKET_LEN], uint64_t *registration)
-{
-    uint8_t mac[BKV_HASH_LEN];
-    uint64_t now = (uint64_t)time(NULL), expiry = bkv_get_u64(ticket);
-    if (expiry < now || expiry > now + TICKET_TTL_S + 60)
-        return BKV_ERR_LIMIT;
-    int rc = ticket_mac(gw, account_key, ticket, mac, registration);
-    if (rc != BKV_OK)
-        return rc;
-    return bkv_ct_equal(mac, ticket + 8, BKV_MSG_TICKET_LEN - 8) ? BKV_OK : BKV_ERR_MAC;
-}
-
-static void http_error(struct gw_req *r, int status, const char *text)
+void gw_http_error(struct gw_req *r, int status, const char *text)
 {
     r->http_status = status;
     r->http_text = text;
 }
 
-static void inner_status(struct gw_req *r, enum bkv_msg_status st)
+void gw_inner_status(struct gw_req *r, enum bkv_msg_status st)
 {
     r->status = st;
     r->payload_len = 0;
 }
 
 static void queue(struct gw_req *r, enum stage st);
-
-/* --- worker stages --------------------------------------------------------------- */
-
-static void work_open(struct gw_req *r)
-{
-    struct bkv_gateway *gw = r->gw;
-    size_t len = 0;
-    int rc = bkv_ohttp_request_decap_cb(&gw->ohttp, &bkv_ohttp_bkv_labels, r->envelope,
-                                        r->envelope_len, bkv_hsm_ohttp_dh, gw->c.hsm, r->inner,
-                                        sizeof(r->inner), &len, &r->ost);
-    hsm_count(gw, BKV_HSM_OP_DECAP,
-              rc == BKV_ERR_DECRYPT || rc == BKV_ERR_UNSUPPORTED || rc == BKV_ERR_LENGTH ||
-                      rc == BKV_ERR_POINT || rc == BKV_ERR_FORMAT
-                  ? BKV_OK
-                  : rc);
-    if (rc != BKV_OK) {
-        if (rc == BKV_ERR_DECRYPT)
-            http_error(r, 400, "the envelope does not open with this realm's key");
-        else if (rc == BKV_ERR_UNSUPPORTED)
-            http_error(r, 400, "malformed envelope: unknown key id or unsupported suite");
-        else if (rc == BKV_ERR_POINT || rc == BKV_ERR_LENGTH || rc == BKV_ERR_FORMAT)
-            http_error(r, 400, "malformed envelope: truncated, or not a valid P-256 point");
-        else {
-            http_error(r, 500, "the HSM failed to open the envelope; see the node's log");
-            r->work_rc = rc;
-        }
-        return;
-    }
-    r->opened = 1;
-    if (bkv_msg_request_decode(r->inner, len, &r->msg) != BKV_OK) {
-        http_error(r, 400, "the envelope holds no valid BKV message");
-        return;
-    }
-    if (r->msg.account_len != r->account_len ||
-        memcmp(r->msg.account, r->account, r->account_len) != 0) {
-        http_error(r, 403, "the account in the envelope is not the one the router attested");
-        return;
-    }
-    rc = hsm_count(
-        gw, BKV_HSM_OP_MAC,
-        bkv_hsm_account_mac(gw->c.hsm, r->msg.account, r->msg.account_len, r->account_key));
-    if (rc != BKV_OK) {
-        r->work_rc = rc;
-        inner_status(r, BKV_MSG_UNAVAILABLE);
-        return;
-    }
-    const uint8_t *p = r->msg.payload;
-    uint8_t aad[64];
-    size_t aad_len = 0;
-    switch (r->msg.type) {
-    case BKV_MSG_REG_INIT:
-        rc = bkv_opaque_reg_respond(gw->c.keys, r->msg.account, r->msg.account_len, p,
-                                    r->msg.payload_len, r->payload, NULL);
-        if (rc == BKV_OK)
-            r->payload_len = BKV_OPAQUE_REG_RESPONSE_LEN;
-        else
-            inner_status(r, rc == BKV_ERR_POINT || rc == BKV_ERR_LENGTH ? BKV_MSG_BAD_REQUEST
-                                                                        : BKV_MSG_UNAVAILABLE);
-        break;
-    case BKV_MSG_REG_FINISH: {
-        const uint8_t *wrapped = p + BKV_OPAQUE_RECORD_LEN;
-        if (bkv_p256_element_check(p, BKV_P256_ELEMENT_LEN) != BKV_OK) {
-            inner_status(r, BKV_MSG_BAD_REQUEST);
-            break;
-        }
-        struct bkv_buf parts[] = {{r->account_key, BKV_ACCOUNT_KEY_LEN},
-                                  {r->msg.request_id, BKV_MSG_REQUEST_ID_LEN},
-                                  {p, r->msg.payload_len}};
-        rc = derive_request_id("BKV-REQ-REGISTER-v1", parts, 3, r->cmd.request_id);
-        seal_aad("BKV-RECORD-v1", r->account_key, aad, &aad_len);
-        if (rc == BKV_OK)
-            rc = hsm_count(gw, BKV_HSM_OP_SEAL,
-                           bkv_hsm_seal(gw->c.hsm, aad, aad_len, p, BKV_OPAQUE_RECORD_LEN,
-                                        r->sealed_record, sizeof(r->sealed_record),
-                                        &r->sealed_record_len));
-        seal_aad("BKV-WRAPPED-v1", r->account_key, aad, &aad_len);
-        if (rc == BKV_OK)
-            rc = hsm_count(gw, BKV_HSM_OP_SEAL,
-                           bkv_hsm_seal(gw->c.hsm, aad, aad_len, wrapped, BKV_MSG_WRAPPED_LEN,
-                                        r->sealed_wrapped, sizeof(r->sealed_wrapped),
-                                        &r->sealed_wrapped_len));
-        if (rc != BKV_OK) {
-            r->work_rc = rc;
-            inner_status(r, BKV_MSG_UNAVAILABLE);
-        }
-        break;
-    }
-    case BKV_MSG_LOGIN_INIT: {
-        /* KE1 = blinded element (33) || nonce (32) || client keyshare (33). */
-        if (bkv_p256_element_check(p, BKV_P256_ELEMENT_LEN) != BKV_OK ||
-            bkv_p256_element_check(p + 65, BKV_P256_ELEMENT_LEN) != BKV_OK) {
-            inner_status(r, BKV_MSG_BAD_REQUEST);
-            break;
-        }
-        struct bkv_buf parts[] = {{r->account_key, BKV_ACCOUNT_KEY_LEN},
-                                  {r->msg.request_id, BKV_MSG_REQUEST_ID_LEN},
-                                  {p, r->msg.payload_len}};
-        rc = derive_request_id("BKV-REQ-ATTEMPT-v1", parts, 3, r->cmd.request_id);
-        if (rc != BKV_OK)
-            inner_status(r, BKV_MSG_UNAVAILABLE);
-        break;
-    }
-    case BKV_MSG_LOGIN_FINISH:
-        break;
-    case BKV_MSG_DELETE: {
-        struct bkv_buf parts[] = {{r->account_key, BKV_ACCOUNT_KEY_LEN},
-                                  {r->msg.request_id, BKV_MSG_REQUEST_ID_LEN}};
-        rc = derive_request_id("BKV-REQ-DELETE-v1", parts, 2, r->cmd.request_id);
-        if (rc != BKV_OK)
-            inner_status(r, BKV_MSG_UNAVAILABLE);
-        break;
-    }
-    }
-    bkv_wipe(aad, sizeof(aad));
-}
-
-/* KE2 from the unsealed record, or from the fake record of an unknown account. */
-static void work_login(struct gw_req *r)
-{
-    struct bkv_gateway *gw = r->gw;
-    uint8_t record[BKV_OPAQUE_RECORD_LEN], aad[64];
-    size_t len = 0, aad_len = 0;
-    int rc;
-    if (r->fake) {
-        seal_aad("BKV-DUMMY-v1", r->account_key, aad, &aad_len);
-        memset(aad + 12, 0, BKV_ACCOUNT_KEY_LEN);
-        rc = hsm_count(gw, BKV_HSM_OP_UNSEAL,
-                       bkv_hsm_unseal(gw->c.hsm, aad, aad_len, gw->dummy_sealed,
-                                      gw->dummy_sealed_len, record, sizeof(record), &len));
-        if (rc == BKV_OK)
-            rc =
-                bkv_opaque_fake_record(gw->fake_secret, r->msg.account, r->msg.account_len, record);
-    } else {
-        seal_aad("BKV-RECORD-v1", r->account_key, aad, &aad_len);
-        rc = hsm_count(gw, BKV_HSM_OP_UNSEAL,
-                       bkv_hsm_unseal(gw->c.hsm, aad, aad_len, r->sealed_record,
-                                      r->sealed_record_len, record, sizeof(record), &len));
-        if (rc == BKV_OK && len != BKV_OPAQUE_RECORD_LEN)
-            rc = BKV_ERR_LENGTH;
-    }
-    if (rc == BKV_OK) {
-        struct bkv_opaque_config oc = {gw->context, sizeof(gw->context), BKV_KSF_IDENTITY_PARAMS};
-        struct bkv_opaque_ids ids = {r->msg.account, r->msg.account_len, NULL, 0};
-        rc = RAND_bytes(r->session_id, sizeof(r->session_id)) == 1 ? BKV_OK : BKV_ERR_CRYPTO;
-        if (rc == BKV_OK)
-            rc = bkv_opaque_login_respond(&oc, gw->c.keys, record, sizeof(record), r->msg.account,
-                                          r->msg.account_len, &ids, r->msg.payload,
-                                          r->msg.payload_len, NULL, &r->login,
-                                          r->payload + BKV_MSG_SESSION_ID_LEN, NULL);
-    }
-    if (rc == BKV_OK) {
-        memcpy(r->payload, r->session_id, BKV_MSG_SESSION_ID_LEN);
-        r->payload_len = BKV_MSG_SESSION_ID_LEN + BKV_OPAQUE_KE2_LEN;
-    } else {
-        r->work_rc = rc;
-        inner_status(r, rc == BKV_ERR_POINT ? BKV_MSG_BAD_REQUEST : BKV_MSG_UNAVAILABLE);
-    }
-    bkv_wipe(record, sizeof(record));
-}
-
-static void work_release(struct gw_req *r)
-{
-    uint8_t wrapped[BKV_MSG_WRAPPED_LEN], aad[64];
-    size_t len = 0, aad_len = 0;
-    seal_aad("BKV-WRAPPED-v1", r->account_key, aad, &aad_len);
-    int rc = hsm_count(r->gw, BKV_HSM_OP_UNSEAL,
-                       bkv_hsm_unseal(r->gw->c.hsm, aad, aad_len, r->sealed_wrapped,
-                                      r->sealed_wrapped_len, wrapped, sizeof(wrapped), &len));
-    if (rc == BKV_OK && len != BKV_MSG_WRAPPED_LEN)
-        rc = BKV_ERR_LENGTH;
-    if (rc == BKV_OK)
-        rc = bkv_msg_release_seal(r->session_key, r->session_id, wrapped, r->payload);
-    if (rc == BKV_OK) {
-        r->payload_len = BKV_MSG_RELEASE_LEN;
-        r->status = BKV_MSG_OK;
-    } else {
-        r->work_rc = rc;
-        inner_status(r, BKV_MSG_UNAVAILABLE);
-    }
-    bkv_wipe(wrapped, sizeof(wrapped));
-}
-
-static void work_cb(uv_work_t *w)
-{
-    struct gw_req *r = w->data;
-    switch (r->stage) {
-    case ST_OPEN:
-        work_open(r);
-        break;
-    case ST_LOGIN:
-        work_login(r);
-        break;
-    case ST_RELEASE:
-        work_release(r);
-        break;
-    }
-}
 
 /* --- loop stages ------------------------------------------------------------------ */
 
@@ -598,19 +118,19 @@ static void propose_failed(struct gw_req *r, int rc)
 {
     switch (rc) {
     case BKV_ERR_NOT_LEADER:
-        http_error(r, 421, "this node is no longer the leader");
+        gw_http_error(r, 421, "this node is no longer the leader");
         break;
     case BKV_ERR_NOT_READY:
     case BKV_ERR_LEADERSHIP_LOST:
     case BKV_ERR_SHUTDOWN:
-        http_error(r, 503, "leadership changed before the commit; retry");
+        gw_http_error(r, 503, "leadership changed before the commit; retry");
         break;
     case BKV_ERR_NOSPACE:
-        http_error(r, 507, "the node's disk is full");
+        gw_http_error(r, 507, "the node's disk is full");
         break;
     default:
         bkv_log(BKV_LOG_ERROR, "gateway: proposal failed: %s", bkv_strerror(rc));
-        http_error(r, 500, "the node failed to commit; see its log");
+        gw_http_error(r, 500, "the node failed to commit; see its log");
         break;
     }
 }
@@ -627,9 +147,9 @@ static void after_register(struct bkv_raft_propose *p, int status, const struct 
         r->max_attempts = r->attempts_left = res[0].max_attempts;
     } else if (res[0].status == BKV_CMD_STALE) {
         /* Another registration of the account committed after this ticket's REG_INIT. */
-        inner_status(r, BKV_MSG_SESSION_UNKNOWN);
+        gw_inner_status(r, BKV_MSG_SESSION_UNKNOWN);
     } else {
-        inner_status(r, BKV_MSG_UNAVAILABLE);
+        gw_inner_status(r, BKV_MSG_UNAVAILABLE);
     }
     finish(r);
 }
@@ -642,7 +162,7 @@ static void after_delete(struct bkv_raft_propose *p, int status, const struct bk
     if (status != BKV_OK || n != 1)
         propose_failed(r, status != BKV_OK ? status : BKV_ERR_RAFT);
     else
-        inner_status(r, res[0].status == BKV_CMD_DELETED ? BKV_MSG_OK : BKV_MSG_NOT_REGISTERED);
+        gw_inner_status(r, res[0].status == BKV_CMD_DELETED ? BKV_MSG_OK : BKV_MSG_NOT_REGISTERED);
     finish(r);
 }
 
@@ -679,7 +199,7 @@ static void after_attempt(struct bkv_raft_propose *p, int status, const struct b
     case BKV_CMD_COUNTED:
         if (res[0].replayed) {
             /* Counted before: its KE2 (if any) went out then. No second KE2. */
-            inner_status(r, BKV_MSG_REPLAYED);
+            gw_inner_status(r, BKV_MSG_REPLAYED);
             break;
         }
         {
@@ -689,9 +209,9 @@ static void after_attempt(struct bkv_raft_propose *p, int status, const struct b
             if (rc != BKV_OK || !found || !rec.live || rec.record_len > sizeof(r->sealed_record) ||
                 rec.wrapped_len > sizeof(r->sealed_wrapped)) {
                 if (rc == BKV_OK)
-                    inner_status(r, found ? BKV_MSG_DESTROYED : BKV_MSG_NOT_REGISTERED);
+                    gw_inner_status(r, found ? BKV_MSG_DESTROYED : BKV_MSG_NOT_REGISTERED);
                 else
-                    inner_status(r, BKV_MSG_UNAVAILABLE);
+                    gw_inner_status(r, BKV_MSG_UNAVAILABLE);
                 if (rc == BKV_OK && found)
                     bkv_store_record_free(&rec);
                 break;
@@ -699,7 +219,7 @@ static void after_attempt(struct bkv_raft_propose *p, int status, const struct b
             if (rec.registration != res[0].registration) {
                 /* Re-registered in the same commit batch: this ATTEMPT counted the old one. */
                 bkv_store_record_free(&rec);
-                inner_status(r, BKV_MSG_SESSION_UNKNOWN);
+                gw_inner_status(r, BKV_MSG_SESSION_UNKNOWN);
                 break;
             }
             memcpy(r->sealed_record, rec.record, rec.record_len);
@@ -727,7 +247,7 @@ static void after_attempt(struct bkv_raft_propose *p, int status, const struct b
         login_fake(r, BKV_MSG_DESTROYED);
         return;
     default:
-        inner_status(r, BKV_MSG_UNAVAILABLE);
+        gw_inner_status(r, BKV_MSG_UNAVAILABLE);
         break;
     }
     finish(r);
@@ -739,7 +259,7 @@ static void login_ready(struct gw_req *r)
     struct bkv_gateway *gw = r->gw;
     if (r->decoy != 0) {
         bkv_opaque_login_server_wipe(&r->login);
-        inner_status(r, r->decoy);
+        gw_inner_status(r, r->decoy);
         finish(r);
         return;
     }
@@ -750,18 +270,18 @@ static void login_ready(struct gw_req *r)
     if (gw->closing || bkv_raft_role(gw->c.raft) != BKV_RAFT_LEADER_READY) {
         /* Counted, but no KE3 could be checked here: no KE2; the client starts over. */
         bkv_opaque_login_server_wipe(&r->login);
-        inner_status(r, BKV_MSG_SESSION_UNKNOWN);
+        gw_inner_status(r, BKV_MSG_SESSION_UNKNOWN);
         finish(r);
         return;
     }
     struct session *s = calloc(1, sizeof(*s));
     if (s == NULL) {
         bkv_opaque_login_server_wipe(&r->login);
-        inner_status(r, BKV_MSG_UNAVAILABLE);
+        gw_inner_status(r, BKV_MSG_UNAVAILABLE);
         finish(r);
         return;
     }
-    sessions_drop_account(gw, r->account_key);
+    gw_sessions_drop_account(gw, r->account_key);
     memcpy(s->id, r->session_id, sizeof(s->id));
     memcpy(s->account_key, r->account_key, sizeof(s->account_key));
     s->state = r->login;
@@ -772,8 +292,8 @@ static void login_ready(struct gw_req *r)
     s->attempts = r->attempts;
     s->max_attempts = r->max_attempts;
     s->fake = r->fake;
-    s->expires_ms = now_ms() + (uint64_t)gw->c.cfg->login_timeout_s * 1000;
-    size_t b = bucket_of(s->account_key);
+    s->expires_ms = gw_now_ms() + (uint64_t)gw->c.cfg->login_timeout_s * 1000;
+    size_t b = gw_bucket_of(s->account_key);
     s->next = gw->buckets[b];
     gw->buckets[b] = s;
     gw->n_sessions++;
@@ -801,16 +321,16 @@ static void after_success(struct bkv_raft_propose *p, int status, const struct b
         queue(r, ST_RELEASE);
         return;
     case BKV_CMD_STALE:
-        inner_status(r, BKV_MSG_SESSION_UNKNOWN); /* re-registered meanwhile: start over */
+        gw_inner_status(r, BKV_MSG_SESSION_UNKNOWN); /* re-registered meanwhile: start over */
         break;
     case BKV_CMD_DESTROYED:
-        inner_status(r, BKV_MSG_DESTROYED);
+        gw_inner_status(r, BKV_MSG_DESTROYED);
         break;
     case BKV_CMD_NOT_FOUND:
-        inner_status(r, BKV_MSG_NOT_REGISTERED);
+        gw_inner_status(r, BKV_MSG_NOT_REGISTERED);
         break;
     default:
-        inner_status(r, BKV_MSG_UNAVAILABLE);
+        gw_inner_status(r, BKV_MSG_UNAVAILABLE);
         break;
     }
     finish(r);
@@ -824,10 +344,10 @@ static void after_exhaust(struct bkv_raft_propose *p, int status, const struct b
     committed(r, status, res, n);
     /* Whatever happened, the answer is about the password: it was wrong. */
     if (status == BKV_OK && n == 1 && res[0].status == BKV_CMD_DESTROYED) {
-        inner_status(r, BKV_MSG_DESTROYED);
+        gw_inner_status(r, BKV_MSG_DESTROYED);
         r->gw->stats.lockouts++;
     } else
-        inner_status(r, BKV_MSG_WRONG_PASSWORD);
+        gw_inner_status(r, BKV_MSG_WRONG_PASSWORD);
     r->attempts_left = 0;
     finish(r);
 }
@@ -837,13 +357,13 @@ static void login_finish(struct gw_req *r)
     struct bkv_gateway *gw = r->gw;
     const uint8_t *sid = r->msg.payload, *ke3 = r->msg.payload + BKV_MSG_SESSION_ID_LEN;
     if (gw->closing) {
-        http_error(r, 503, "the node is shutting down");
+        gw_http_error(r, 503, "the node is shutting down");
         finish(r);
         return;
     }
-    struct session *s = session_take(gw, sid, r->account_key);
+    struct session *s = gw_session_take(gw, sid, r->account_key);
     if (s == NULL) {
-        inner_status(r, BKV_MSG_SESSION_UNKNOWN);
+        gw_inner_status(r, BKV_MSG_SESSION_UNKNOWN);
         finish(r);
         return;
     }
@@ -852,16 +372,16 @@ static void login_finish(struct gw_req *r)
     r->max_attempts = s->max_attempts;
     r->attempts_left = s->max_attempts > s->attempts ? s->max_attempts - s->attempts : 0;
     if (s->fake) {
-        inner_status(r, BKV_MSG_NOT_REGISTERED);
+        gw_inner_status(r, BKV_MSG_NOT_REGISTERED);
         r->attempts_left = r->max_attempts = 0;
     } else if (rc != BKV_OK) {
-        inner_status(r, BKV_MSG_WRONG_PASSWORD);
+        gw_inner_status(r, BKV_MSG_WRONG_PASSWORD);
         if (r->attempts_left == 0) {
             struct bkv_buf parts[] = {{s->account_key, BKV_ACCOUNT_KEY_LEN},
                                       {s->id, BKV_MSG_SESSION_ID_LEN}};
-            if (derive_request_id("BKV-REQ-EXHAUST-v1", parts, 2, r->cmd.request_id) == BKV_OK &&
+            if (gw_derive_request_id("BKV-REQ-EXHAUST-v1", parts, 2, r->cmd.request_id) == BKV_OK &&
                 propose(r, BKV_CMD_ATTEMPT, after_exhaust) == BKV_OK) {
-                session_free(s);
+                gw_session_free(s);
                 return;
             }
         }
@@ -871,16 +391,16 @@ static void login_finish(struct gw_req *r)
         memcpy(r->sealed_wrapped, s->sealed_wrapped, s->sealed_wrapped_len);
         r->sealed_wrapped_len = s->sealed_wrapped_len;
         r->cmd.registration = s->registration;
-        rc = derive_request_id("BKV-REQ-SUCCESS-v1", parts, 2, r->cmd.request_id);
+        rc = gw_derive_request_id("BKV-REQ-SUCCESS-v1", parts, 2, r->cmd.request_id);
         if (rc == BKV_OK)
             rc = propose(r, BKV_CMD_SUCCESS, after_success);
         if (rc == BKV_OK) {
-            session_free(s);
+            gw_session_free(s);
             return;
         }
         propose_failed(r, rc);
     }
-    session_free(s);
+    gw_session_free(s);
     finish(r);
 }
 
@@ -892,27 +412,27 @@ static void after_open(struct gw_req *r)
         return;
     }
     if (gw->closing) {
-        http_error(r, 503, "the node is shutting down");
+        gw_http_error(r, 503, "the node is shutting down");
         finish(r);
         return;
     }
     int rc = BKV_OK;
     switch (r->msg.type) {
     case BKV_MSG_REG_INIT:
-        if (ticket_make(gw, r->account_key, r->payload + BKV_OPAQUE_REG_RESPONSE_LEN) != BKV_OK)
-            inner_status(r, BKV_MSG_UNAVAILABLE);
+        if (gw_ticket_make(gw, r->account_key, r->payload + BKV_OPAQUE_REG_RESPONSE_LEN) != BKV_OK)
+            gw_inner_status(r, BKV_MSG_UNAVAILABLE);
         else
             r->payload_len = BKV_OPAQUE_REG_RESPONSE_LEN + BKV_MSG_TICKET_LEN;
         finish(r);
         return;
     case BKV_MSG_REG_FINISH:
-        rc = ticket_check(gw, r->account_key,
-                          r->msg.payload + BKV_OPAQUE_RECORD_LEN + BKV_MSG_WRAPPED_LEN,
-                          &r->cmd.registration);
+        rc = gw_ticket_check(gw, r->account_key,
+                             r->msg.payload + BKV_OPAQUE_RECORD_LEN + BKV_MSG_WRAPPED_LEN,
+                             &r->cmd.registration);
         if (rc != BKV_OK) {
             /* Expired, or the account changed since REG_INIT (or an old REG_FINISH replayed). */
-            inner_status(r, rc == BKV_ERR_MAC || rc == BKV_ERR_LIMIT ? BKV_MSG_SESSION_UNKNOWN
-                                                                     : BKV_MSG_UNAVAILABLE);
+            gw_inner_status(r, rc == BKV_ERR_MAC || rc == BKV_ERR_LIMIT ? BKV_MSG_SESSION_UNKNOWN
+                                                                        : BKV_MSG_UNAVAILABLE);
             finish(r);
             return;
         }
@@ -926,7 +446,7 @@ static void after_open(struct gw_req *r)
     case BKV_MSG_LOGIN_INIT:
         /* Reserve the session slot before anything is counted. */
         if (gw->n_sessions + gw->logins_inflight >= gw->c.cfg->max_sessions) {
-            http_error(r, 503, "too many logins in flight on this node; retry shortly");
+            gw_http_error(r, 503, "too many logins in flight on this node; retry shortly");
             finish(r);
             return;
         }
@@ -951,7 +471,7 @@ static void after_work_cb(uv_work_t *w, int status)
 {
     struct gw_req *r = w->data;
     if (status != 0) {
-        http_error(r, 503, "the node is shutting down");
+        gw_http_error(r, 503, "the node is shutting down");
         finish(r);
         return;
     }
@@ -979,9 +499,9 @@ static void queue(struct gw_req *r, enum stage st)
     r->stage = st;
     r->work_rc = BKV_OK;
     r->work.data = r;
-    int rc = uv_queue_work(r->gw->c.loop, &r->work, work_cb, after_work_cb);
+    int rc = uv_queue_work(r->gw->c.loop, &r->work, gw_work_cb, after_work_cb);
     if (rc != 0) {
-        http_error(r, 500, "cannot queue work");
+        gw_http_error(r, 500, "cannot queue work");
         finish(r);
     }
 }
@@ -1013,7 +533,7 @@ static void finish(struct gw_req *r)
     uint8_t inner[BKV_MSG_RESPONSE_LEN], out[BKV_MSG_RESPONSE_LEN + 64];
     size_t out_len = 0;
     if (r->http_status == 0 && !r->opened)
-        http_error(r, 500, "internal error");
+        gw_http_error(r, 500, "internal error");
     if (r->http_status == 0) {
         struct bkv_msg_response m = {
             .type = r->msg.type,
@@ -1030,7 +550,7 @@ static void finish(struct gw_req *r)
                                           &out_len);
         if (rc != BKV_OK) {
             bkv_log(BKV_LOG_ERROR, "gateway: cannot build the response: %s", bkv_strerror(rc));
-            http_error(r, 500, "cannot build the response");
+            gw_http_error(r, 500, "cannot build the response");
         }
     }
     double ms = (double)(now_ns() - r->start_ns) / 1e6;
@@ -1165,7 +685,7 @@ static void maybe_closed(struct bkv_gateway *gw)
         return;
     void (*cb)(void *) = gw->close_cb;
     void *data = gw->close_data;
-    sessions_clear(gw);
+    gw_sessions_clear(gw);
     OPENSSL_cleanse(gw, sizeof(*gw));
     free(gw);
     if (cb != NULL)
@@ -1191,7 +711,7 @@ void bkv_gateway_close(struct bkv_gateway *gw, void (*cb)(void *data), void *dat
     gw->closing = 1;
     gw->close_cb = cb;
     gw->close_data = data;
-    sessions_clear(gw);
+    gw_sessions_clear(gw);
     uv_close((uv_handle_t *)&gw->sweep, timer_closed_cb);
     bkv_http_server_close(gw->http, http_closed_cb, gw);
 }
@@ -1242,7 +762,7 @@ int bkv_gateway_start(const struct bkv_gateway_config *cfg, struct bkv_gateway *
         goto fail;
     }
     gw->sweep.data = gw;
-    uv_timer_start(&gw->sweep, sweep_cb, 1000, 1000);
+    uv_timer_start(&gw->sweep, gw_sweep_cb, 1000, 1000);
     struct bkv_http_server_config hc = {.address = cfg->cfg->gateway, .max_body = 16 * 1024};
     rc = bkv_http_server_start(cfg->loop, &hc, handle, gw, &gw->http, err, err_cap);
     if (rc != BKV_OK) {
