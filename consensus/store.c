@@ -1,48 +1,40 @@
 /*
  * The vault state on one node: SQLite 3.40 in WAL mode, one connection,
- * prepared statements cached on the handle.
+ * prepared statements cached on the handle (struct bkv_store is in
+ * store_internal.h; the state hash and snapshot images are in store_image.c).
  *
- * Normal path: bkv_store_apply opens a transaction (BEGIN IMMEDIATE) unless
- * one is pending, prunes remembered requests out of the window (in
- * PRUNE_STEP steps) and applies each command (or returns the remembered
- * result of a replayed request). The transaction, with the applied index of
- * its last entry, is
- * committed once it holds the group's number of entries (1 unless
- * bkv_store_set_group says more) or on bkv_store_flush. Commands that delete
- * secrets (destroy, delete, re-register) commit at once and are followed by
- * a TRUNCATE checkpoint so the old pages leave the WAL; secure_delete=ON
- * zeroes them in the database file. A snapshot is
- * VACUUM INTO a new file. A restore opens the image read-only and validates
- * it, keeps the current state unless the image is newer, else copies it next
- * to the database with the backup API (page by page, synced), checkpoints and
- * closes, removes -wal/-shm, renames the copy into place and reopens.
- * Failure modes: any SQLite error inside an apply rolls the open transaction
- * back (BKV_ERR_NOSPACE for SQLITE_FULL, otherwise BKV_ERR_IO; the SQLite
- * text is in bkv_store_errmsg()). With nothing else pending (a group of 1,
- * or the group's first entry) the store is exactly as before; otherwise the
- * group's earlier entries, which were reported applied, are lost, as they
+ * Normal path: bkv_store_open creates the schema in an empty file, or checks
+ * that the file holds exactly it. bkv_store_apply opens a transaction (BEGIN
+ * IMMEDIATE) unless one is pending, prunes remembered requests out of the
+ * window (in PRUNE_STEP steps) and applies each command (or returns the
+ * remembered result of a replayed request). The transaction, with the applied
+ * index of its last entry, is committed once it holds the group's number of
+ * entries (1 unless bkv_store_set_group says more) or on bkv_store_flush.
+ * Commands that delete secrets (destroy, delete, re-register) commit at once
+ * and are followed by a TRUNCATE checkpoint so the old pages leave the WAL;
+ * secure_delete=ON zeroes them in the database file.
+ * Failure modes: a database of another schema is refused at open
+ * (BKV_ERR_FORMAT). Any SQLite error inside an apply rolls the open
+ * transaction back (BKV_ERR_NOSPACE for SQLITE_FULL, otherwise BKV_ERR_IO; the
+ * SQLite text is in bkv_store_errmsg()). With nothing else pending (a group
+ * of 1, or the group's first entry) the store is exactly as before; otherwise
+ * the group's earlier entries, which were reported applied, are lost, as they
  * are when a group's commit fails: the handle then refuses every apply, and
- * the node must restart to replay them from its log. Images are refused
- * (BKV_ERR_FORMAT) unless their header, integrity check and schema match what
- * bkv_store_snapshot writes. A restore that fails after the old connection
- * was closed and cannot reopen leaves the handle without a database: every
- * later call fails with BKV_ERR_IO, and the node must restart.
+ * the node must restart to replay them from its log. A handle a failed
+ * restore left without a database fails every call with BKV_ERR_IO.
  */
 #include "consensus/store.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "consensus/store_internal.h"
 #include "proto/err.h"
 #include "proto/kdf.h"
-#include "proto/util.h"
 
 /*
  * synchronous=NORMAL in WAL mode: a commit is atomic and the database stays
@@ -73,7 +65,6 @@
 #define PRUNE_STEP 1024
 
 #define SCHEMA_VERSION 2 /* 2: records.max_attempts, the limit replicated with the REGISTER */
-#define HASH_LABEL     "BKV-STORE-HASH-v2"
 
 static const char schema_sql[] =
     "CREATE TABLE schema_version (version INTEGER NOT NULL) STRICT;"
@@ -95,27 +86,6 @@ static const char schema_sql[] =
     "CREATE INDEX requests_by_entry ON requests (entry);"
     "INSERT INTO schema_version VALUES (2);"
     "INSERT INTO meta VALUES (1, 0);";
-
-enum {
-    ST_BEGIN,
-    ST_BEGIN_READ,
-    ST_COMMIT,
-    ST_ROLLBACK,
-    ST_SET_APPLIED,
-    ST_REQ_GET,
-    ST_REQ_PUT,
-    ST_REQ_PRUNE,
-    ST_REC_GET,
-    ST_REC_PUT,
-    ST_REC_COUNT,
-    ST_REC_DESTROY,
-    ST_REC_DELETE,
-    ST_COUNTS,
-    ST_HASH_REC,
-    ST_HASH_REQ,
-    ST_REQ_DROP,
-    ST__COUNT
-};
 
 static const char *const stmt_sql[ST__COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -148,19 +118,6 @@ static const char *const stmt_sql[ST__COUNT] = {
     [ST_REQ_DROP] = "DELETE FROM requests WHERE request_id = ?1 AND account = ?2 AND type = ?3",
 };
 
-struct bkv_store {
-    sqlite3 *db;
-    char *path;
-    sqlite3_stmt *st[ST__COUNT];
-    uint64_t applied;   /* last applied entry, those pending in the open transaction included */
-    uint64_t committed; /* applied index of the last commit */
-    uint64_t pruned;    /* requests below this entry are gone (0: not known yet) */
-    unsigned group;     /* entries one transaction may hold (1: every apply commits) */
-    unsigned pending;   /* entries applied in the open transaction */
-    int lost;           /* a failed commit dropped applied entries: refuse to go on */
-    char errmsg[BKV_STORE_ERRMSG_LEN];
-};
-
 /* One row of the records table, as apply sees it. */
 struct row {
     int found, live;
@@ -168,10 +125,7 @@ struct row {
     uint64_t registration;
 };
 
-static void set_err(char *buf, size_t cap, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *buf, size_t cap, const char *fmt, ...)
+void store_set_err(char *buf, size_t cap, const char *fmt, ...)
 {
     va_list ap;
 
@@ -182,27 +136,27 @@ static void set_err(char *buf, size_t cap, const char *fmt, ...)
     va_end(ap);
 }
 
-static int map_rc(int rc)
+int store_map_rc(int rc)
 {
     return (rc & 0xff) == SQLITE_FULL ? BKV_ERR_NOSPACE : BKV_ERR_IO;
 }
 
 /* Record the SQLite failure rc of what on s; returns the BKV code. */
-static int db_fail(struct bkv_store *s, int rc, const char *what)
+int store_db_fail(struct bkv_store *s, int rc, const char *what)
 {
-    set_err(s->errmsg, sizeof(s->errmsg), "store: %s: %s (%s)", what,
-            s->db != NULL ? sqlite3_errmsg(s->db) : "no database", sqlite3_errstr(rc));
-    return map_rc(rc);
+    store_set_err(s->errmsg, sizeof(s->errmsg), "store: %s: %s (%s)", what,
+                  s->db != NULL ? sqlite3_errmsg(s->db) : "no database", sqlite3_errstr(rc));
+    return store_map_rc(rc);
 }
 
 /* Run a statement without results to completion and reset it. */
-static int run(struct bkv_store *s, int id, const char *what)
+int store_run(struct bkv_store *s, int id, const char *what)
 {
     sqlite3_stmt *st = s->st[id];
     int rc = sqlite3_step(st);
 
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) {
-        rc = db_fail(s, rc, what);
+        rc = store_db_fail(s, rc, what);
         sqlite3_reset(st);
         return rc;
     }
@@ -210,7 +164,7 @@ static int run(struct bkv_store *s, int id, const char *what)
     return BKV_OK;
 }
 
-static void finalize_all(struct bkv_store *s)
+void store_finalize_all(struct bkv_store *s)
 {
     for (int i = 0; i < ST__COUNT; i++) {
         sqlite3_finalize(s->st[i]);
@@ -262,7 +216,7 @@ static int expected_schema(uint8_t out[static 32])
 }
 
 /* Harden a connection: no writable schema tricks, no functions from the schema. */
-static void harden(sqlite3 *db)
+void store_harden(sqlite3 *db)
 {
     sqlite3_extended_result_codes(db, 1);
     sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, NULL);
@@ -289,7 +243,7 @@ out:
 }
 
 /* Check that db holds exactly our schema, version and a meta row; read applied. */
-static int check_schema(sqlite3 *db, const char *path, uint64_t *applied, char *err, size_t cap)
+int store_check_schema(sqlite3 *db, const char *path, uint64_t *applied, char *err, size_t cap)
 {
     uint8_t want[32], got[32];
     uint64_t version = 0;
@@ -297,28 +251,28 @@ static int check_schema(sqlite3 *db, const char *path, uint64_t *applied, char *
 
     rv = expected_schema(want);
     if (rv != BKV_OK) {
-        set_err(err, cap, "store: cannot build the reference schema");
+        store_set_err(err, cap, "store: cannot build the reference schema");
         return rv;
     }
     if (schema_digest(db, got) != BKV_OK || memcmp(want, got, 32) != 0) {
-        set_err(err, cap, "store: %s: not a BKV store of schema %d", path, SCHEMA_VERSION);
+        store_set_err(err, cap, "store: %s: not a BKV store of schema %d", path, SCHEMA_VERSION);
         return BKV_ERR_FORMAT;
     }
     if (query_u64(db, "SELECT version FROM schema_version", &version) != BKV_OK ||
         version != SCHEMA_VERSION) {
-        set_err(err, cap, "store: %s: schema version %llu, want %d", path,
-                (unsigned long long)version, SCHEMA_VERSION);
+        store_set_err(err, cap, "store: %s: schema version %llu, want %d", path,
+                      (unsigned long long)version, SCHEMA_VERSION);
         return BKV_ERR_FORMAT;
     }
     if (query_u64(db, "SELECT applied FROM meta WHERE id = 1", applied) != BKV_OK) {
-        set_err(err, cap, "store: %s: no applied index", path);
+        store_set_err(err, cap, "store: %s: no applied index", path);
         return BKV_ERR_FORMAT;
     }
     return BKV_OK;
 }
 
 /* Open s->path: pragmas, schema (created if the file is empty), statements. */
-static int db_open(struct bkv_store *s, char *err, size_t cap)
+int store_db_open(struct bkv_store *s, char *err, size_t cap)
 {
     static const char pragmas[] = "PRAGMA secure_delete = ON;"
                                   "PRAGMA cell_size_check = ON;"
@@ -330,11 +284,11 @@ static int db_open(struct bkv_store *s, char *err, size_t cap)
     rc = sqlite3_open_v2(s->path, &s->db,
                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        set_err(err, cap, "store: open %s: %s", s->path,
-                s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+        store_set_err(err, cap, "store: open %s: %s", s->path,
+                      s->db != NULL ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
         goto fail;
     }
-    harden(s->db);
+    store_harden(s->db);
     rc = sqlite3_prepare_v2(s->db, "PRAGMA journal_mode = WAL", -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW &&
         strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0)
@@ -342,8 +296,8 @@ static int db_open(struct bkv_store *s, char *err, size_t cap)
     sqlite3_finalize(st);
     if (rc != SQLITE_ROW || sqlite3_exec(s->db, pragmas, NULL, NULL, NULL) != SQLITE_OK) {
         rc = sqlite3_errcode(s->db);
-        rv = (rc & 0xff) == SQLITE_NOTADB ? BKV_ERR_FORMAT : map_rc(rc);
-        set_err(err, cap, "store: open %s: WAL mode: %s", s->path, sqlite3_errmsg(s->db));
+        rv = (rc & 0xff) == SQLITE_NOTADB ? BKV_ERR_FORMAT : store_map_rc(rc);
+        store_set_err(err, cap, "store: open %s: WAL mode: %s", s->path, sqlite3_errmsg(s->db));
         goto fail;
     }
     if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
@@ -355,7 +309,7 @@ static int db_open(struct bkv_store *s, char *err, size_t cap)
     sqlite3_finalize(st);
     if (empty && sqlite3_exec(s->db, schema_sql, NULL, NULL, NULL) != SQLITE_OK)
         goto fail_db;
-    rv = check_schema(s->db, s->path, &s->applied, err, cap);
+    rv = store_check_schema(s->db, s->path, &s->applied, err, cap);
     s->committed = s->applied;
     s->pending = 0;
     s->pruned = 0;
@@ -373,10 +327,10 @@ static int db_open(struct bkv_store *s, char *err, size_t cap)
 
 fail_db:
     rc = sqlite3_errcode(s->db);
-    rv = (rc & 0xff) == SQLITE_NOTADB ? BKV_ERR_FORMAT : map_rc(rc);
-    set_err(err, cap, "store: open %s: %s", s->path, sqlite3_errmsg(s->db));
+    rv = (rc & 0xff) == SQLITE_NOTADB ? BKV_ERR_FORMAT : store_map_rc(rc);
+    store_set_err(err, cap, "store: open %s: %s", s->path, sqlite3_errmsg(s->db));
 fail:
-    finalize_all(s);
+    store_finalize_all(s);
     sqlite3_close(s->db);
     s->db = NULL;
     return rv;
@@ -392,11 +346,11 @@ int bkv_store_open(const char *path, struct bkv_store **out, char *err, size_t e
     s = calloc(1, sizeof(*s));
     if (s == NULL || (s->path = strdup(path)) == NULL) {
         free(s);
-        set_err(err, err_cap, "store: out of memory");
+        store_set_err(err, err_cap, "store: out of memory");
         return BKV_ERR_NOMEM;
     }
     s->group = 1;
-    rv = db_open(s, err, err_cap);
+    rv = store_db_open(s, err, err_cap);
     if (rv != BKV_OK) {
         free(s->path);
         free(s);
@@ -411,7 +365,7 @@ void bkv_store_close(struct bkv_store *s)
     if (s == NULL)
         return;
     bkv_store_flush(s); /* a failure leaves the last commit: the log replays the rest */
-    finalize_all(s);
+    store_finalize_all(s);
     sqlite3_close(s->db);
     free(s->path);
     free(s);
@@ -427,10 +381,10 @@ uint64_t bkv_store_applied_index(const struct bkv_store *s)
     return s != NULL ? s->applied : 0;
 }
 
-static int no_db(struct bkv_store *s)
+int store_no_db(struct bkv_store *s)
 {
-    set_err(s->errmsg, sizeof(s->errmsg), "store: %s: database closed after a failed restore",
-            s->path);
+    store_set_err(s->errmsg, sizeof(s->errmsg), "store: %s: database closed after a failed restore",
+                  s->path);
     return BKV_ERR_IO;
 }
 
@@ -456,7 +410,7 @@ static int row_get(struct bkv_store *s, const uint8_t *account, struct row *r)
         rc = SQLITE_DONE;
     }
     if (rc != SQLITE_DONE)
-        rc = db_fail(s, rc, "read record");
+        rc = store_db_fail(s, rc, "read record");
     else
         rc = BKV_OK;
     sqlite3_reset(st);
@@ -468,7 +422,7 @@ static int row_set(struct bkv_store *s, int id, const uint8_t *account, uint32_t
 {
     bind_blob(s->st[id], 1, account, BKV_ACCOUNT_KEY_LEN);
     sqlite3_bind_int64(s->st[id], 2, attempts);
-    return run(s, id, "update record");
+    return store_run(s, id, "update record");
 }
 
 /* Apply one new command at index; *wiped = 1 if secrets left a row. */
@@ -485,8 +439,8 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
     switch (c->type) {
     case BKV_CMD_REGISTER:
         if (c->max_attempts == 0 || c->max_attempts > BKV_CMD_MAX_LIMIT) {
-            set_err(s->errmsg, sizeof(s->errmsg), "store: register: max_attempts %lu",
-                    (unsigned long)c->max_attempts);
+            store_set_err(s->errmsg, sizeof(s->errmsg), "store: register: max_attempts %lu",
+                          (unsigned long)c->max_attempts);
             return BKV_ERR_INVALID;
         }
         if (c->conditional && (r.found ? r.registration : 0) != c->registration) {
@@ -503,7 +457,7 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
         bind_blob(st, 3, c->record, c->record_len);
         bind_blob(st, 4, c->wrapped, c->wrapped_len);
         sqlite3_bind_int64(st, 5, c->max_attempts);
-        rv = run(s, ST_REC_PUT, "register");
+        rv = store_run(s, ST_REC_PUT, "register");
         *wiped |= r.found && r.live;
         res->status = BKV_CMD_REGISTERED;
         res->max_attempts = c->max_attempts;
@@ -553,12 +507,12 @@ static int apply_one(struct bkv_store *s, uint64_t index, const struct bkv_cmd *
         res->status = r.found ? BKV_CMD_DELETED : BKV_CMD_NOT_FOUND;
         if (r.found) {
             bind_blob(s->st[ST_REC_DELETE], 1, c->account, BKV_ACCOUNT_KEY_LEN);
-            rv = run(s, ST_REC_DELETE, "delete");
+            rv = store_run(s, ST_REC_DELETE, "delete");
             *wiped |= r.live;
         }
         break;
     default:
-        set_err(s->errmsg, sizeof(s->errmsg), "store: command type %d", (int)c->type);
+        store_set_err(s->errmsg, sizeof(s->errmsg), "store: command type %d", (int)c->type);
         return BKV_ERR_INVALID;
     }
     return rv;
@@ -600,14 +554,14 @@ static int request_get(struct bkv_store *s, uint64_t index, const struct bkv_cmd
         res->replayed = 1;
         rc = SQLITE_DONE;
     }
-    rc = rc == SQLITE_DONE ? BKV_OK : db_fail(s, rc, "read request");
+    rc = rc == SQLITE_DONE ? BKV_OK : store_db_fail(s, rc, "read request");
     sqlite3_reset(st);
     if (rc == BKV_OK && stale) {
         st = s->st[ST_REQ_DROP];
         bind_blob(st, 1, c->request_id, BKV_REQUEST_ID_LEN);
         bind_blob(st, 2, c->account, BKV_ACCOUNT_KEY_LEN);
         sqlite3_bind_int(st, 3, (int)c->type);
-        rc = run(s, ST_REQ_DROP, "drop an old request");
+        rc = store_run(s, ST_REQ_DROP, "drop an old request");
     }
     return rc;
 }
@@ -625,7 +579,7 @@ static int request_put(struct bkv_store *s, uint64_t index, const struct bkv_cmd
     sqlite3_bind_int64(st, 6, res->attempts);
     sqlite3_bind_int64(st, 7, res->max_attempts);
     sqlite3_bind_int64(st, 8, (sqlite3_int64)res->registration);
-    return run(s, ST_REQ_PUT, "remember request");
+    return store_run(s, ST_REQ_PUT, "remember request");
 }
 
 /*
@@ -648,10 +602,10 @@ static void lose_pending(struct bkv_store *s, unsigned unreported)
 
 static int lost_err(struct bkv_store *s)
 {
-    set_err(s->errmsg, sizeof(s->errmsg),
-            "store: %s: a failed write dropped the entries applied after index %llu; restart"
-            " to replay them from the log",
-            s->path, (unsigned long long)s->committed);
+    store_set_err(s->errmsg, sizeof(s->errmsg),
+                  "store: %s: a failed write dropped the entries applied after index %llu; restart"
+                  " to replay them from the log",
+                  s->path, (unsigned long long)s->committed);
     return BKV_ERR_IO;
 }
 
@@ -665,17 +619,17 @@ static int commit(struct bkv_store *s, unsigned unreported)
     int rv;
 
     sqlite3_bind_int64(s->st[ST_SET_APPLIED], 1, (sqlite3_int64)s->applied);
-    rv = run(s, ST_SET_APPLIED, "store applied index");
+    rv = store_run(s, ST_SET_APPLIED, "store applied index");
     if (rv == BKV_OK)
-        rv = run(s, ST_COMMIT, "commit");
+        rv = store_run(s, ST_COMMIT, "commit");
     if (rv != BKV_OK) {
         int lost = s->pending > unreported;
 
         memcpy(why, s->errmsg, sizeof(why));
         lose_pending(s, unreported);
         if (lost)
-            set_err(s->errmsg, sizeof(s->errmsg), "%s; entries after index %llu dropped", why,
-                    (unsigned long long)s->committed);
+            store_set_err(s->errmsg, sizeof(s->errmsg), "%s; entries after index %llu dropped", why,
+                          (unsigned long long)s->committed);
         return rv;
     }
     s->pending = 0;
@@ -692,7 +646,7 @@ int bkv_store_flush(struct bkv_store *s)
     if (s->pending == 0)
         return BKV_OK;
     if (s->db == NULL)
-        return no_db(s);
+        return store_no_db(s);
     return commit(s, 0);
 }
 
@@ -733,9 +687,9 @@ int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *c
     if (s->lost)
         return lost_err(s);
     if (s->db == NULL)
-        return no_db(s);
+        return store_no_db(s);
     if (s->pending == 0) {
-        rv = run(s, ST_BEGIN, "begin");
+        rv = store_run(s, ST_BEGIN, "begin");
         if (rv != BKV_OK) {
             lose_pending(s, 0);
             return rv;
@@ -746,7 +700,7 @@ int bkv_store_apply(struct bkv_store *s, uint64_t index, const struct bkv_cmd *c
         cutoff = window_start(index) / PRUNE_STEP * PRUNE_STEP;
         if (cutoff > s->pruned) {
             sqlite3_bind_int64(s->st[ST_REQ_PRUNE], 1, (sqlite3_int64)cutoff);
-            rv = run(s, ST_REQ_PRUNE, "prune requests");
+            rv = store_run(s, ST_REQ_PRUNE, "prune requests");
         }
     }
     for (size_t i = 0; i < n && rv == BKV_OK; i++) {
@@ -805,7 +759,7 @@ int bkv_store_get(struct bkv_store *s, const uint8_t account[static BKV_ACCOUNT_
         return BKV_ERR_INVALID;
     *found = 0;
     if (s->db == NULL)
-        return no_db(s);
+        return store_no_db(s);
     st = s->st[ST_REC_GET];
     bind_blob(st, 1, account, BKV_ACCOUNT_KEY_LEN);
     rc = sqlite3_step(st);
@@ -829,7 +783,7 @@ int bkv_store_get(struct bkv_store *s, const uint8_t account[static BKV_ACCOUNT_
             *found = 1;
         }
     } else if (rc != SQLITE_DONE) {
-        rv = db_fail(s, rc, "read record");
+        rv = store_db_fail(s, rc, "read record");
     }
     sqlite3_reset(st);
     return rv;
@@ -854,7 +808,7 @@ int bkv_store_counts(struct bkv_store *s, uint64_t *live, uint64_t *tombstones)
         return BKV_ERR_INVALID;
     *live = *tombstones = 0;
     if (s->db == NULL)
-        return no_db(s);
+        return store_no_db(s);
     st = s->st[ST_COUNTS];
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         uint64_t c = (uint64_t)sqlite3_column_int64(st, 1);
@@ -864,275 +818,7 @@ int bkv_store_counts(struct bkv_store *s, uint64_t *live, uint64_t *tombstones)
         else
             *tombstones = c;
     }
-    rc = rc == SQLITE_DONE ? BKV_OK : db_fail(s, rc, "count records");
+    rc = rc == SQLITE_DONE ? BKV_OK : store_db_fail(s, rc, "count records");
     sqlite3_reset(st);
     return rc;
-}
-
-/*
- * Chain h = SHA-256(h || tag || fields || blobs) over the rows of the hash
- * statement id, in key order: each column is 8 bytes big-endian, the value
- * of an integer or the length of a blob (all ones for NULL); the blob bytes
- * follow in column order.
- */
-static int hash_rows(struct bkv_store *s, int id, uint8_t tag, uint8_t h[static 32])
-{
-    sqlite3_stmt *st = s->st[id];
-    int cols = sqlite3_column_count(st), rc;
-
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        uint8_t fixed[8 * 8 + 1], *p = fixed + 1;
-        struct bkv_buf parts[2 + 8];
-        size_t np = 2;
-
-        fixed[0] = tag;
-        for (int c = 0; c < cols; c++) {
-            int t = sqlite3_column_type(st, c);
-
-            if (t == SQLITE_INTEGER) {
-                bkv_put_u64(p, (uint64_t)sqlite3_column_int64(st, c));
-            } else {
-                size_t len = (size_t)sqlite3_column_bytes(st, c);
-
-                bkv_put_u64(p, t == SQLITE_NULL ? UINT64_MAX : len);
-                if (t != SQLITE_NULL && len > 0) {
-                    parts[np].p = sqlite3_column_blob(st, c);
-                    parts[np++].n = len;
-                }
-            }
-            p += 8;
-        }
-        parts[0] = (struct bkv_buf){h, 32};
-        parts[1] = (struct bkv_buf){fixed, (size_t)(p - fixed)};
-        if (bkv_sha256(parts, np, h) != 0) {
-            sqlite3_reset(st);
-            set_err(s->errmsg, sizeof(s->errmsg), "store: hash: SHA-256 failed");
-            return BKV_ERR_CRYPTO;
-        }
-    }
-    rc = rc == SQLITE_DONE ? BKV_OK : db_fail(s, rc, "hash");
-    sqlite3_reset(st);
-    return rc;
-}
-
-int bkv_store_hash(struct bkv_store *s, uint8_t out[static 32])
-{
-    struct bkv_buf label = {(const uint8_t *)HASH_LABEL, sizeof(HASH_LABEL) - 1};
-    uint8_t h[32];
-    int rv;
-
-    if (s == NULL)
-        return BKV_ERR_INVALID;
-    if (s->db == NULL)
-        return no_db(s);
-    if (bkv_sha256(&label, 1, h) != 0)
-        return BKV_ERR_CRYPTO;
-    rv = bkv_store_flush(s);
-    if (rv == BKV_OK)
-        rv = run(s, ST_BEGIN_READ, "begin read");
-    if (rv != BKV_OK)
-        return rv;
-    rv = hash_rows(s, ST_HASH_REC, 'R', h);
-    if (rv == BKV_OK)
-        rv = hash_rows(s, ST_HASH_REQ, 'Q', h);
-    if (run(s, ST_COMMIT, "end read") != BKV_OK && rv == BKV_OK)
-        rv = BKV_ERR_IO;
-    if (rv == BKV_OK)
-        memcpy(out, h, 32);
-    return rv;
-}
-
-int bkv_store_snapshot(struct bkv_store *s, const char *path)
-{
-    sqlite3_stmt *st = NULL;
-    int rc;
-
-    if (s == NULL || path == NULL)
-        return BKV_ERR_INVALID;
-    if (s->db == NULL)
-        return no_db(s);
-    rc = bkv_store_flush(s); /* the image holds every applied entry */
-    if (rc != BKV_OK)
-        return rc;
-    /* VACUUM INTO: a consistent, compact copy written page by page. */
-    rc = sqlite3_prepare_v2(s->db, "VACUUM INTO ?1", -1, &st, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st);
-    }
-    if (rc != SQLITE_DONE) {
-        rc = db_fail(s, rc, "snapshot");
-        sqlite3_finalize(st);
-        unlink(path);
-        return rc;
-    }
-    sqlite3_finalize(st);
-    return BKV_OK;
-}
-
-/*
- * Open the image at path read-only without trusting it: the SQLite header of
- * a rollback-journal database (what VACUUM INTO writes), a clean
- * integrity_check, exactly our schema. *applied gets its applied index.
- */
-static int image_open(struct bkv_store *s, const char *path, sqlite3 **out, uint64_t *applied)
-{
-    static const char magic[16] = "SQLite format 3";
-    uint8_t hdr[100];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    ssize_t got;
-    int fd, rv = BKV_ERR_FORMAT;
-
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        set_err(s->errmsg, sizeof(s->errmsg), "store: image %s: %s", path, strerror(errno));
-        return BKV_ERR_IO;
-    }
-    got = read(fd, hdr, sizeof(hdr));
-    close(fd);
-    if (got != (ssize_t)sizeof(hdr) || memcmp(hdr, magic, 16) != 0 || hdr[18] != 1 ||
-        hdr[19] != 1) {
-        set_err(s->errmsg, sizeof(s->errmsg), "store: image %s: not a snapshot image", path);
-        return BKV_ERR_FORMAT;
-    }
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        set_err(s->errmsg, sizeof(s->errmsg), "store: image %s: %s", path,
-                db != NULL ? sqlite3_errmsg(db) : "cannot open");
-        rv = BKV_ERR_IO;
-        goto out;
-    }
-    harden(db);
-    if (sqlite3_prepare_v2(db, "PRAGMA integrity_check(1)", -1, &st, NULL) != SQLITE_OK ||
-        sqlite3_step(st) != SQLITE_ROW ||
-        strcmp((const char *)sqlite3_column_text(st, 0), "ok") != 0) {
-        set_err(s->errmsg, sizeof(s->errmsg), "store: image %s: integrity check: %s", path,
-                st != NULL && sqlite3_column_text(st, 0) != NULL
-                    ? (const char *)sqlite3_column_text(st, 0)
-                    : sqlite3_errmsg(db));
-        goto out;
-    }
-    rv = check_schema(db, path, applied, s->errmsg, sizeof(s->errmsg));
-out:
-    sqlite3_finalize(st);
-    if (rv == BKV_OK)
-        *out = db;
-    else
-        sqlite3_close(db);
-    return rv;
-}
-
-/* Copy the open image into a new database file at to, page by page, synced. */
-static int image_copy(struct bkv_store *s, sqlite3 *img, const char *to)
-{
-    sqlite3 *dst = NULL;
-    sqlite3_backup *b;
-    int rc;
-
-    unlink(to);
-    rc = sqlite3_open_v2(to, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_exec(dst, "PRAGMA synchronous = FULL", NULL, NULL, NULL);
-    if (rc == SQLITE_OK) {
-        b = sqlite3_backup_init(dst, "main", img, "main");
-        if (b == NULL) {
-            rc = sqlite3_errcode(dst);
-            if (rc == SQLITE_OK)
-                rc = SQLITE_ERROR;
-        } else {
-            /* All pages in one step: SQLITE_DONE, anything else is a failure. */
-            int step = sqlite3_backup_step(b, -1);
-            int fin = sqlite3_backup_finish(b); /* the step's error, or its own */
-
-            rc = step == SQLITE_DONE ? fin : (step == SQLITE_OK ? SQLITE_ERROR : step);
-        }
-    }
-    if (rc != SQLITE_OK)
-        set_err(s->errmsg, sizeof(s->errmsg), "store: copy image to %s: %s", to,
-                dst != NULL ? sqlite3_errmsg(dst) : sqlite3_errstr(rc));
-    if (sqlite3_close(dst) != SQLITE_OK && rc == SQLITE_OK)
-        rc = SQLITE_IOERR;
-    if (rc != SQLITE_OK)
-        unlink(to);
-    return rc == SQLITE_OK ? BKV_OK : map_rc(rc);
-}
-
-/* fsync the directory holding path, so that a rename in it is durable. */
-static int sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    int fd, rv;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rv = fsync(fd);
-    close(fd);
-    return rv;
-}
-
-static void unlink_side(const char *db, const char *suffix)
-{
-    char p[4200];
-
-    snprintf(p, sizeof(p), "%s%s", db, suffix);
-    unlink(p);
-}
-
-int bkv_store_restore(struct bkv_store *s, const char *path, int *kept)
-{
-    sqlite3 *img = NULL;
-    char tmp[4200];
-    uint64_t applied = 0;
-    int rv, rc;
-
-    if (s == NULL || path == NULL || kept == NULL)
-        return BKV_ERR_INVALID;
-    *kept = 0;
-    if (s->db == NULL)
-        return no_db(s);
-    rv = bkv_store_flush(s);
-    if (rv != BKV_OK)
-        return rv;
-    rv = image_open(s, path, &img, &applied);
-    if (rv != BKV_OK)
-        return rv;
-    if (applied <= s->applied) {
-        sqlite3_close(img);
-        *kept = 1;
-        return BKV_OK;
-    }
-    /* Copy the validated image next to the database: rename is atomic there. */
-    snprintf(tmp, sizeof(tmp), "%s.restore", s->path);
-    rv = image_copy(s, img, tmp);
-    sqlite3_close(img);
-    if (rv != BKV_OK)
-        return rv;
-    /* Empty the WAL into the database first: the WAL must not outlive it. */
-    rc = sqlite3_exec(s->db, "PRAGMA wal_checkpoint(TRUNCATE)", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        unlink(tmp);
-        return db_fail(s, rc, "checkpoint before restore");
-    }
-    finalize_all(s);
-    sqlite3_close(s->db);
-    s->db = NULL;
-    unlink_side(s->path, "-wal");
-    unlink_side(s->path, "-shm");
-    if (rename(tmp, s->path) != 0 || sync_dir(s->path) != 0) {
-        set_err(s->errmsg, sizeof(s->errmsg), "store: install image as %s: %s", s->path,
-                strerror(errno));
-        unlink(tmp);
-        db_open(s, NULL, 0); /* back to the old state, if it still opens */
-        return BKV_ERR_IO;
-    }
-    rv = db_open(s, s->errmsg, sizeof(s->errmsg));
-    if (rv == BKV_OK && s->applied != applied)
-        rv = BKV_ERR_IO;
-    return rv;
 }
