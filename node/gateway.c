@@ -293,11 +293,7 @@ static void login_ready(struct gw_req *r)
     s->max_attempts = r->max_attempts;
     s->fake = r->fake;
     s->expires_ms = gw_now_ms() + (uint64_t)gw->c.cfg->login_timeout_s * 1000;
-    size_t b = gw_bucket_of(s->account_key);
-    s->next = gw->buckets[b];
-    gw->buckets[b] = s;
-    gw->n_sessions++;
-    gw->stats.sessions = gw->n_sessions;
+    gw_session_insert(gw, s);
     gw->stats.ke2_sent++;
     finish(r);
 }

@@ -118,8 +118,8 @@ void gw_inner_status(struct gw_req *r, enum bkv_msg_status st);
 
 /* --- gateway_session.c: the login session table (loop thread only) ------------ */
 
-/* The bucket of gw->buckets a session of this account is kept in. */
-size_t gw_bucket_of(const uint8_t account_key[static BKV_ACCOUNT_KEY_LEN]);
+/* Put s (transferred to the table) into its account's bucket. */
+void gw_session_insert(struct bkv_gateway *gw, struct session *s);
 /* Wipe and free a session that is in no bucket. */
 void gw_session_free(struct session *s);
 /* Wipe and free every session. */

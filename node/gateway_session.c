@@ -23,9 +23,18 @@
  * names its account, and dropping an account's older session at the next
  * LOGIN_INIT looks at one bucket, not at every session.
  */
-size_t gw_bucket_of(const uint8_t account_key[static BKV_ACCOUNT_KEY_LEN])
+static size_t gw_bucket_of(const uint8_t account_key[static BKV_ACCOUNT_KEY_LEN])
 {
     return ((size_t)account_key[0] << 8 | account_key[1]) % SESSION_BUCKETS;
+}
+
+void gw_session_insert(struct bkv_gateway *gw, struct session *s)
+{
+    size_t b = gw_bucket_of(s->account_key);
+    s->next = gw->buckets[b];
+    gw->buckets[b] = s;
+    gw->n_sessions++;
+    gw->stats.sessions = gw->n_sessions;
 }
 
 void gw_session_free(struct session *s)
