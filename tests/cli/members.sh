@@ -140,7 +140,10 @@ bkvadmin members promote --admin "$(admin_addr "$target")" --token-file "$tok" -
 check "bkv-admin members promote node 5" '[ "$rc" = 0 ] || { cat "$work/out"; false; }'
 others=()
 for i in 1 2 3 4 5; do [ -f "$c/node-$i/pid" ] && others+=("$i"); done
-check "three voters again" '[ "$(st "$target" "sum(m[\"role\"] == \"voter\" for m in d[\"members\"])")" = 3 ]'
+# The promote committed on the leader; node $target may be a follower by now (node 1 stepped
+# out for node 5's enrolment ceremony), so wait until its configuration shows it too.
+three_voters() { [ "$(st "$target" "sum(m[\"role\"] == \"voter\" for m in d[\"members\"])")" = 3 ]; }
+check "three voters again" 'wait_until 10 three_voters'
 $bkv recover "${conn2[@]}" --password-file "$work/pw" --out "$work/r3" >/dev/null 2>&1 && rc=0 || rc=$?
 check "recover works after the replacement" '[ "$rc" = 0 ] && cmp -s "$work/key2" "$work/r3"'
 check "every member converges to one state hash after the replacement" 'wait_until 20 converged'
