@@ -157,8 +157,6 @@ int bkv_image_verify(const char *path, const struct bkv_image_desc *d, char *err
 
 int bkv_image_sync(const char *path)
 {
-    char dir[4200];
-    const char *slash = strrchr(path, '/');
     int fd, rv;
 
     fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -168,6 +166,15 @@ int bkv_image_sync(const char *path)
     close(fd);
     if (rv != 0)
         return errno == ENOSPC ? BKV_ERR_NOSPACE : BKV_ERR_IO;
+    return bkv_image_sync_dir(path);
+}
+
+int bkv_image_sync_dir(const char *path)
+{
+    char dir[4200];
+    const char *slash = strrchr(path, '/');
+    int fd, rv;
+
     if (slash == NULL)
         snprintf(dir, sizeof(dir), ".");
     else

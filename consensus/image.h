@@ -63,6 +63,9 @@ int bkv_image_verify(const char *path, const struct bkv_image_desc *d, char *err
 /* fsync the file at path, then the directory that holds it. */
 int bkv_image_sync(const char *path);
 
+/* fsync the directory that holds path, so a rename into it is durable: BKV_OK or BKV_ERR_IO. */
+int bkv_image_sync_dir(const char *path);
+
 /*
  * Remove every image file in dir (names of 64 hex digits and ".db") except
  * the n_keep images whose hashes are in keep; other names are left alone.

@@ -27,6 +27,7 @@
 
 #include <sqlite3.h>
 
+#include "consensus/image.h"
 #include "consensus/store_internal.h"
 #include "proto/err.h"
 #include "proto/kdf.h"
@@ -222,25 +223,6 @@ static int image_copy(struct bkv_store *s, sqlite3 *img, const char *to)
     return rc == SQLITE_OK ? BKV_OK : store_map_rc(rc);
 }
 
-/* fsync the directory holding path, so that a rename in it is durable. */
-static int sync_dir(const char *path)
-{
-    char dir[4096];
-    const char *slash = strrchr(path, '/');
-    int fd, rv;
-
-    if (slash == NULL)
-        snprintf(dir, sizeof(dir), ".");
-    else
-        snprintf(dir, sizeof(dir), "%.*s", (int)(slash == path ? 1 : slash - path), path);
-    fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    rv = fsync(fd);
-    close(fd);
-    return rv;
-}
-
 static void unlink_side(const char *db, const char *suffix)
 {
     char p[4200];
@@ -289,7 +271,7 @@ int bkv_store_restore(struct bkv_store *s, const char *path, int *kept)
     s->db = NULL;
     unlink_side(s->path, "-wal");
     unlink_side(s->path, "-shm");
-    if (rename(tmp, s->path) != 0 || sync_dir(s->path) != 0) {
+    if (rename(tmp, s->path) != 0 || bkv_image_sync_dir(s->path) != BKV_OK) {
         store_set_err(s->errmsg, sizeof(s->errmsg), "store: install image as %s: %s", s->path,
                       strerror(errno));
         unlink(tmp);
