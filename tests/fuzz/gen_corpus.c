@@ -15,6 +15,7 @@
 #include "node/token.h"
 #include "proto/err.h"
 #include "proto/msg.h"
+#include "tests/unit/node/config_sample.h"
 
 static const char *root;
 static int written;
@@ -380,34 +381,6 @@ static void gen_token(void)
 
 static void gen_config(void)
 {
-    static const char good[] = "# bkv-node 2\n"
-                               "[node]\n"
-                               "id = 2\n"
-                               "dc = dc-a\n"
-                               "raft = 127.0.0.1:7102\n"
-                               "gateway = 127.0.0.1:7202\n"
-                               "admin = 127.0.0.1:7302\n"
-                               "data_dir = /var/lib/bkv/node-2\n"
-                               "\n"
-                               "[hsm]\n"
-                               "token = node-2\n"
-                               "pin_file = /etc/bkv/user.pin\n"
-                               "node_dir = /var/lib/bkv/hsm-2\n"
-                               "realm_dir = /etc/bkv/realm\n"
-                               "[router]\n"
-                               "proof_key_file = /etc/bkv/router-proof.key\n"
-                               "[member 1]\n"
-                               "dc = dc-a\n"
-                               "raft = 127.0.0.1:7101\n"
-                               "gateway = 127.0.0.1:7201\n"
-                               "admin = 127.0.0.1:7301\n"
-                               "snapshot = 127.0.0.1:7401\n"
-                               "[member 2]\n"
-                               "dc = dc-a\n"
-                               "raft = 127.0.0.1:7102\n"
-                               "gateway = 127.0.0.1:7202\n"
-                               "admin = 127.0.0.1:7302\n"
-                               "snapshot = 127.0.0.1:7402\n";
     static const char full[] = "[node]\n"
                                "id = 1\n"
                                "dc = eu-west\n"
@@ -450,7 +423,7 @@ static void gen_config(void)
                                "admin = 10.0.0.3:7301\n"
                                "snapshot = 10.0.0.3:7401\n";
 
-    put_text("fuzz_config", "node-2-of-2", -1, good);
+    put_text("fuzz_config", "node-2-of-2", -1, bkv_config_sample);
     put_text("fuzz_config", "node-1-of-3-every-key", -1, full);
     put_text("fuzz_config", "edge-comment-only", -1, "# nothing here\n\n");
     put_text("fuzz_config", "edge-no-final-newline", -1, "[node]\nid = 1");

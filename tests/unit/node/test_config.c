@@ -8,36 +8,8 @@
 
 #include "harness.h"
 #include "node/config.h"
+#include "tests/unit/node/config_sample.h"
 #include "proto/err.h"
-
-static const char good[] = "# a node\n"
-                           "[node]\n"
-                           "id = 2\n"
-                           "dc = dc-a\n"
-                           "raft = 127.0.0.1:7102\n"
-                           "gateway = 127.0.0.1:7202\n"
-                           "admin = 127.0.0.1:7302\n"
-                           "data_dir = /var/lib/bkv/node-2\n"
-                           "\n"
-                           "[hsm]\n"
-                           "token = node-2\n"
-                           "pin_file = /etc/bkv/user.pin\n"
-                           "node_dir = /var/lib/bkv/hsm-2\n"
-                           "realm_dir = /etc/bkv/realm\n"
-                           "[router]\n"
-                           "proof_key_file = /etc/bkv/router-proof.key\n"
-                           "[member 1]\n"
-                           "dc = dc-a\n"
-                           "raft = 127.0.0.1:7101\n"
-                           "gateway = 127.0.0.1:7201\n"
-                           "admin = 127.0.0.1:7301\n"
-                           "snapshot = 127.0.0.1:7401\n"
-                           "[member 2]\n"
-                           "dc = dc-a\n"
-                           "raft = 127.0.0.1:7102\n"
-                           "gateway = 127.0.0.1:7202\n"
-                           "admin = 127.0.0.1:7302\n"
-                           "snapshot = 127.0.0.1:7402\n";
 
 static struct bkv_node_config cfg;
 static char err[512];
@@ -50,7 +22,7 @@ static int parse(const char *text)
 
 static void test_good(void)
 {
-    CU_ASSERT_EQUAL_FATAL(parse(good), BKV_OK);
+    CU_ASSERT_EQUAL_FATAL(parse(bkv_config_sample), BKV_OK);
     CU_ASSERT_EQUAL(cfg.id, 2);
     CU_ASSERT_STRING_EQUAL(cfg.dc, "dc-a");
     CU_ASSERT_STRING_EQUAL(cfg.gateway, "127.0.0.1:7202");
@@ -62,20 +34,21 @@ static void test_good(void)
     CU_ASSERT_STRING_EQUAL(bkv_node_config_member(&cfg, 1)->snapshot, "127.0.0.1:7401");
     CU_ASSERT_PTR_NULL(bkv_node_config_member(&cfg, 3));
     CU_ASSERT_EQUAL(bkv_node_config_member(&cfg, 1)->later, 0);
-    char later[sizeof(good) + 32];
-    snprintf(later, sizeof(later), "%sinitial = no\n", good);
+    char later[sizeof(bkv_config_sample) + 32];
+    snprintf(later, sizeof(later), "%sinitial = no\n", bkv_config_sample);
     CU_ASSERT_EQUAL_FATAL(parse(later), BKV_OK);
     CU_ASSERT_EQUAL(bkv_node_config_member(&cfg, 2)->later, 1);
 }
 
-/* Replace the first occurrence of from in good by to, parse, expect an error containing want. */
+/* Replace the first occurrence of from in bkv_config_sample by to, parse, expect an error
+ * containing want. */
 static void expect(const char *from, const char *to, const char *want)
 {
     char text[4096];
-    const char *at = strstr(good, from);
+    const char *at = strstr(bkv_config_sample, from);
     CU_ASSERT_PTR_NOT_NULL_FATAL(at);
-    size_t pre = (size_t)(at - good);
-    snprintf(text, sizeof(text), "%.*s%s%s", (int)pre, good, to, at + strlen(from));
+    size_t pre = (size_t)(at - bkv_config_sample);
+    snprintf(text, sizeof(text), "%.*s%s%s", (int)pre, bkv_config_sample, to, at + strlen(from));
     int rc = parse(text);
     CU_ASSERT_NOT_EQUAL(rc, BKV_OK);
     if (strstr(err, want) == NULL) {
