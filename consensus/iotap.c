@@ -68,7 +68,6 @@ static void tap_recv(struct raft_io *io, struct raft_message *msg)
         /* The failpoint's stalled disk: the entries are lost, as on the network. */
         raft_free(msg->append_entries.entries[0].batch);
         raft_free(msg->append_entries.entries);
-        t->n_dropped++;
         return;
     }
     flush_held(t); /* in arrival order: never after a newer message */
@@ -159,7 +158,6 @@ void bkv_iotap_init(struct bkv_iotap *t, uv_loop_t *loop, bkv_iotap_hold_fn hold
     t->slow_ms = 0;
     t->slowed = 0;
     t->closing = 0;
-    t->n_dropped = 0;
     t->start = t->io.start;
     t->io.start = tap_start;
     t->close = t->io.close;
@@ -170,7 +168,6 @@ void bkv_iotap_slow_snapshot(struct bkv_iotap *t, unsigned ms)
 {
     t->slow_ms = ms;
     t->slowed = 0;
-    t->n_dropped = 0;
     if (ms > 0 && t->io.snapshot_put != tap_snapshot_put) {
         t->snapshot_put = t->io.snapshot_put;
         t->io.snapshot_put = tap_snapshot_put;

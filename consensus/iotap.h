@@ -76,7 +76,6 @@ struct bkv_iotap {
     struct raft_io_snapshot_put own_req;  /* what raft_uv sees; data is the tap */
     struct raft_io_snapshot_put *put_req; /* libraft's */
     raft_io_snapshot_put_cb put_cb;       /* libraft's */
-    unsigned long n_dropped;              /* AppendEntries dropped in a window */
 };
 
 /*
